@@ -1,0 +1,30 @@
+"""ffnn: fast small feedforward networks on the CPU.
+
+``ffnn.train(ffnn.TrainConfig(...), ffnn.load_mnist())`` trains one network; the compute lives in
+``ffnn.kernels`` (a NumPy reference and Numba kernels behind the same interface).
+"""
+
+from pathlib import Path as _Path
+
+# In a source checkout kernels/ sits beside ffnn/ (the installer maps it to ffnn.kernels); let
+# ``import ffnn.kernels`` find it there too, so the checkout works without an install.
+if not (_Path(__file__).parent / "kernels").is_dir():
+    __path__.append(str(_Path(__file__).resolve().parent.parent))  # noqa: F821
+
+from importlib.metadata import PackageNotFoundError as _NotFound  # noqa: E402
+from importlib.metadata import version as _version  # noqa: E402
+
+from .config import TrainConfig  # noqa: E402
+from .data import DataError, Splits, load_mnist  # noqa: E402
+from .model import Network, load_model  # noqa: E402
+from .training import EpochRecord, TrainResult, train  # noqa: E402
+
+try:
+    __version__ = _version("ffnn")
+except _NotFound:  # pragma: no cover - running from a checkout that was never installed
+    __version__ = "0.0.0+checkout"
+
+__all__ = [
+    "DataError", "EpochRecord", "Network", "Splits", "TrainConfig", "TrainResult",
+    "load_mnist", "load_model", "train",
+]

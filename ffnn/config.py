@@ -1,0 +1,127 @@
+"""``TrainConfig``: every choice that determines a training run, validated at construction."""
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .kernels import BACKENDS, codes
+
+DTYPES = ("float32", "float64")
+
+# Above this mean cross-entropy (nats per sample) a run counts as diverged. A stable log-softmax
+# keeps the loss finite even when training has blown up (learning rates of 100 reach ~1e15), and
+# no model worth keeping is anywhere near: guessing uniformly over 10 classes costs 2.3.
+DIVERGENCE_LOSS = 1e4
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyperparameters of one training run.
+
+    Weight init: He normal (std ``sqrt(2 / fan_in)``) for relu, leaky_relu and elu; Glorot
+    uniform (limit ``sqrt(6 / (fan_in + fan_out))``) for sigmoid and tanh; biases zero. Both
+    layers are drawn from ``numpy.random.default_rng(seed)``, so ``seed`` fixes them fully.
+
+    ``shuffle_seed`` (default: ``seed``) fixes the minibatch order: epoch ``e`` visits the
+    training set in the order ``default_rng([shuffle_seed, e]).permutation(n_train)``, the same
+    for every backend.
+
+    ``l2`` adds ``l2/2 * sum(W**2)`` over both weight matrices (not the biases) to the loss that
+    is minimised; the reported losses are the plain mean cross-entropy.
+
+    ``threads`` (default: all cores) limits numba's and BLAS's thread pools together for the
+    duration of training; both are restored afterwards.
+    """
+
+    hidden_size: int = 10
+    activation: str = "elu"
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    batch_size: int = 250
+    max_epochs: int = 250
+    early_stopping: bool = True
+    patience: int = 10
+    min_delta: float = 0.0
+    restore_best: bool = True
+    l2: float = 0.0
+    momentum: float = 0.9
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    rmsprop_alpha: float = 0.99
+    seed: int = 0
+    shuffle_seed: int | None = None
+    dtype: str = "float32"
+    backend: str = "numba"
+    threads: int | None = None
+
+    def __post_init__(self):
+        _check_choice("activation", self.activation, codes.ACTIVATIONS)
+        _check_choice("optimizer", self.optimizer, codes.OPTIMIZERS)
+        _check_choice("dtype", self.dtype, DTYPES)
+        _check_choice("backend", self.backend, tuple(BACKENDS))
+        for name in ("hidden_size", "batch_size", "max_epochs"):
+            _check_int(name, getattr(self, name), minimum=1)
+        _check_int("patience", self.patience, minimum=0)
+        _check_int("seed", self.seed, minimum=0)
+        if self.shuffle_seed is not None:
+            _check_int("shuffle_seed", self.shuffle_seed, minimum=0)
+        if self.threads is not None:
+            _check_int("threads", self.threads, minimum=1)
+        _check_float("learning_rate", self.learning_rate, low=0.0, low_open=True)
+        _check_float("min_delta", self.min_delta, low=0.0)
+        _check_float("l2", self.l2, low=0.0)
+        _check_float("eps", self.eps, low=0.0, low_open=True)
+        _check_float("momentum", self.momentum, low=0.0, high=1.0)
+        for name in ("beta1", "beta2", "rmsprop_alpha"):
+            _check_float(name, getattr(self, name), low=0.0, high=1.0, high_open=True)
+        for name in ("early_stopping", "restore_best"):
+            if not isinstance(getattr(self, name), bool | np.bool_):
+                raise ValueError(f"{name}: expected True or False, got {getattr(self, name)!r}")
+
+    @property
+    def effective_shuffle_seed(self) -> int:
+        """The seed of the minibatch order (``shuffle_seed``, or ``seed`` when that is None)."""
+        return self.seed if self.shuffle_seed is None else self.shuffle_seed
+
+    def replace(self, **changes) -> "TrainConfig":
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        """Plain-JSON form of the config."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        """The config from ``to_dict`` output; unknown keys raise ``ValueError`` naming them."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig field(s): {', '.join(unknown)}")
+        return cls(**values)
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"{name}: {value!r} is not one of {', '.join(choices)}")
+
+
+def _check_int(name, value, *, minimum):
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise ValueError(f"{name}: expected an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name}: must be >= {minimum}, got {value}")
+
+
+def _check_float(name, value, *, low, high=math.inf, low_open=False, high_open=False):
+    if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
+        raise ValueError(f"{name}: expected a number, got {value!r}")
+    too_low = value <= low if low_open else value < low
+    too_high = value >= high if high_open else value > high
+    if not math.isfinite(value) or too_low or too_high:
+        lo = "(" if low_open else "["
+        hi = ")" if high_open else "]"
+        raise ValueError(f"{name}: must be in {lo}{low}, {high}{hi}, got {value!r}")

@@ -1,0 +1,34 @@
+"""Sessions: ``nox -s tests`` (the suite, on the installed wheel), ``tests_nojit`` (kernel tests
+with numba's JIT off, so kernel bodies run as Python), ``lint`` (ruff), ``bench`` (opt-in
+benchmarks against NumPy, PyTorch and scikit-learn)."""
+
+import nox
+
+nox.options.sessions = ["lint", "tests", "tests_nojit"]
+nox.options.reuse_existing_virtualenvs = True
+
+# torch is pinned: this version is a CPU build on the machine's local package index, an unpinned
+# torch pulls a multi-GB CUDA build.
+TEST_EXTRAS = ".[test,sklearn,dask,compare]"
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The whole test suite against the installed package (benchmarks disabled)."""
+    session.install(TEST_EXTRAS)
+    session.run("pytest", *session.posargs, env={"FFNN_TEST_INSTALLED": "1"})
+
+
+@nox.session
+def tests_nojit(session: nox.Session) -> None:
+    """Kernel tests with NUMBA_DISABLE_JIT=1 on a few hundred samples."""
+    session.install(".[test]")
+    session.run("pytest", "-m", "kernels", *session.posargs,
+                env={"NUMBA_DISABLE_JIT": "1", "FFNN_TEST_INSTALLED": "1"})
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff over the whole repository."""
+    session.install("ruff")
+    session.run("ruff", "check", ".")
