@@ -257,7 +257,7 @@ def _is_number(cell: str, kind: type = float) -> bool:
 
 def _parse(text: str, dtype: type) -> np.ndarray | None:
     """Comma-separated numbers -> flat array, or None if some cell does not parse as ``dtype``."""
-    with warnings.catch_warnings():  # numpy < 2.? warns and returns a prefix instead of raising
+    with warnings.catch_warnings():  # older numpy warns and returns a prefix instead of raising
         warnings.simplefilter("error", DeprecationWarning)
         try:
             return np.fromstring(text, dtype=dtype, sep=",")
@@ -295,7 +295,8 @@ def _cells(path: Path, rows: list[str], n_cols: int, first: int) -> np.ndarray:
         if not _is_number(cell):
             raise DataError(f"{_at(path, i + first, j)} {cell!r} is not a number")
         if not float(cell).is_integer():
-            raise DataError(f"{_at(path, i + first, j)} {cell.strip()!r} is not an integer")
+            what = "label" if j == 0 else "pixel"
+            raise DataError(f"{_at(path, i + first, j)} {what} {cell.strip()!r} is not an integer")
         values = _parse(joined, np.float64)
         if values is None or values.size != len(rows) * n_cols:
             i, j, cell = _first_bad_cell(rows, float)
@@ -474,7 +475,8 @@ def load_mnist(
         start, sizes = n_tst, f"test_size={n_tst}, val_size={val_size}, train_size={train_size}"
     n_train = n - start - val_size if train_size is None else train_size
     if start + val_size + n_train > n or n_train < 0:
-        raise DataError(f"{where}: {sizes} need more than the {n} available images")
+        need = start + val_size + (train_size or 0)
+        raise DataError(f"{where}: {sizes} need {need} images, only {n} available")
     val_idx = perm[start : start + val_size]
     train_idx = perm[start + val_size : start + val_size + n_train]
     return Splits(
