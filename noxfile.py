@@ -28,6 +28,19 @@ def tests_nojit(session: nox.Session) -> None:
 
 
 @nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks (opt-in, a few minutes): per-epoch time against the NumPy reference, PyTorch
+    and scikit-learn, and compile time. Saves the run under .benchmarks/ and prints the markdown
+    table (bench/report.py). ``nox -s bench -- --benchmark-compare`` compares with the previous
+    saved run."""
+    session.install(".[test,compare]")  # compare pins torch (a CPU build), see above
+    session.run("pytest", "bench", "--benchmark-enable", "--benchmark-autosave",
+                "--benchmark-group-by=group", "--benchmark-columns=min,median,max,rounds",
+                "--benchmark-sort=name", *session.posargs)
+    session.run("python", "bench/report.py")
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff over the whole repository."""
     session.install("ruff")

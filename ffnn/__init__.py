@@ -16,7 +16,9 @@ from importlib.metadata import version as _version  # noqa: E402
 
 from .config import TrainConfig  # noqa: E402
 from .data import DataError, Splits, load_mnist  # noqa: E402
+from .grouped import train_many  # noqa: E402
 from .model import Network, load_model  # noqa: E402
+from .results import load_results  # noqa: E402
 from .training import EpochRecord, TrainResult, train  # noqa: E402
 
 try:
@@ -26,5 +28,15 @@ except _NotFound:  # pragma: no cover - running from a checkout that was never i
 
 __all__ = [
     "DataError", "EpochRecord", "Network", "Splits", "TrainConfig", "TrainResult",
-    "load_mnist", "load_model", "train",
+    "load_mnist", "load_model", "load_results", "train", "train_many",
 ]
+
+
+def __getattr__(name):
+    # ``ffnn.MLPClassifier`` imports scikit-learn (the optional extra ``ffnn[sklearn]``), so it
+    # is loaded on first use: ``import ffnn`` alone never imports scikit-learn.
+    if name == "MLPClassifier":
+        from .estimator import MLPClassifier
+
+        return MLPClassifier
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

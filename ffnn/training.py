@@ -131,6 +131,24 @@ def check_trainable(config: TrainConfig, data: PreparedData) -> None:
                          "pass early_stopping=False or a positive val_size")
 
 
+def end_of_epoch(config: TrainConfig, stopper: EarlyStopping, record: EpochRecord,
+                 theta: np.ndarray, has_val: bool) -> tuple[bool, bool, bool]:
+    """The bookkeeping after each epoch, shared by ``train`` and ``train_many``.
+
+    Returns ``(diverged, keep_best, stopped_early)``: divergence per ``is_diverged`` (on the
+    training and, if any, validation loss); otherwise ``stopper`` is updated with the validation
+    loss when early stopping is on, ``keep_best`` says to copy ``theta`` as the best weights
+    (an improving epoch with ``restore_best``), and ``stopped_early`` that patience ran out.
+    """
+    diverged = is_diverged(record.train_loss, theta) or (
+        has_val and is_diverged(record.val_loss, theta))
+    keep_best = False
+    if not diverged and config.early_stopping:
+        keep_best = stopper.update(record.epoch, record.val_loss) and config.restore_best
+    stopped_early = config.early_stopping and not diverged and stopper.should_stop
+    return diverged, keep_best, stopped_early
+
+
 def train(config: TrainConfig, splits: Splits, *,
           callback: Callable[[EpochRecord], None] | None = None) -> TrainResult:
     """Train one network on ``splits.X_train`` and report it on validation and test data.
@@ -170,13 +188,12 @@ def train(config: TrainConfig, splits: Splits, *,
             record = EpochRecord(epoch, train_loss, val_loss, val_accuracy,
                                  time.perf_counter() - start)
             history.append(record)
-            diverged = is_diverged(train_loss, theta) or (has_val and is_diverged(val_loss, theta))
-            if not diverged and config.early_stopping:
-                if stopper.update(epoch, val_loss) and config.restore_best:
-                    best_theta = theta.copy()
+            diverged, keep_best, stopped_early = end_of_epoch(config, stopper, record, theta,
+                                                              has_val)
+            if keep_best:
+                best_theta = theta.copy()
             if callback is not None:
                 callback(record)
-            stopped_early = config.early_stopping and not diverged and stopper.should_stop
             if diverged or stopped_early:
                 break
 
