@@ -238,10 +238,13 @@ def studies():
               help="Base seed.")
 @click.option("--fresh", is_flag=True,
               help="Discard this study's recorded runs and start over.")
+@click.option("--no-group", is_flag=True,
+              help="Train every run alone (measured train time) instead of training the "
+                   "settings of a repeat together (calibrated train time) where they can be.")
 @click.option("-v", "--verbose", is_flag=True, help="Log every run on the console too.")
 @_errors
 def study(names, files, repeats, max_epochs, out, workers, scheduler, backend, data_path,
-          train_size, val_size, test_size, split_seed, seed, fresh, verbose):
+          train_size, val_size, test_size, split_seed, seed, fresh, no_group, verbose):
     """Run studies: built-in NAMEs, `all` of them, and/or --file studies.
 
     Re-running the same command resumes: recorded runs are skipped and only the missing ones
@@ -262,7 +265,7 @@ def study(names, files, repeats, max_epochs, out, workers, scheduler, backend, d
     specs = resolve_studies(names, files)
     options = StudyOptions(repeats=repeats, max_epochs=max_epochs, backend=backend, seed=seed,
                            data=_data_spec(data_path, train_size, val_size, test_size,
-                                           split_seed))
+                                           split_seed), group=not no_group)
     for spec in specs:  # validate every setting before any work starts
         spec.config(spec.values[0], backend=backend)
 

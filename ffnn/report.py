@@ -121,6 +121,21 @@ def _fixed_text(spec: StudySpec, plan: dict, rows: list[SettingSummary]) -> str:
     return ", ".join(parts)
 
 
+def _train_time_text(runs: list[dict]) -> str:
+    """What the train-time column means for these records (``train_time_source``)."""
+    sources = {r.get("train_time_source", "measured") for r in runs}
+    measured = "the measured wall time of the epoch loop of one single-threaded run"
+    calibrated = ("epochs x the per-epoch time of the run's configuration trained alone, "
+                  "measured by a short solo calibration (the runs were trained together in "
+                  "groups, whose wall time cannot be split among them)")
+    if sources == {"calibrated"}:
+        return f"train time is calibrated: {calibrated}."
+    if "calibrated" in sources:
+        return (f"train time is {measured} for runs trained alone, and calibrated for grouped "
+                f"runs: {calibrated}.")
+    return f"train time is {measured}."
+
+
 def _data_text(plan: dict) -> str:
     sizes = next(iter(plan["data"].values()))
     options = plan["options"]
@@ -265,8 +280,8 @@ def write_study_report(directory) -> str:
         "",
         table_markdown(spec, rows),
         "",
-        f"Mean ± standard deviation over repeats; train time is the measured wall time of the "
-        f"epoch loop of one single-threaded run. {done} of {planned} runs recorded.",
+        f"Mean ± standard deviation over repeats; {_train_time_text(runs)} {done} of {planned} "
+        "runs recorded.",
         "",
         "**Conclusions**",
         "",

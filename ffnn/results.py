@@ -7,9 +7,12 @@ complete record) with a warning, and the writer cuts it off before appending, so
 corrupts the records around it.
 
 Every record carries ``key``: the sha256 of the canonical JSON (sorted keys, no spaces) of
-everything that determines the run: the full ``TrainConfig`` (seeds, backend, dtype included)
-and the data identity (``Splits.fingerprint()``, split sizes and split seed). A re-run with other
-flags or data therefore produces other keys and never reuses old records.
+everything that determines the run: the full ``TrainConfig`` (seeds, backend, dtype included),
+the data identity (``Splits.fingerprint()``, split sizes and split seed) and, for a run trained
+in a group (``ffnn.train_many``), the group: the keys its members would have alone, in order
+(a group's members change each other's results in the last bits). A re-run with other flags or
+data, or grouped where it was not, therefore produces other keys and never reuses old records.
+The key of a run trained alone is the same as before grouping existed (format 1).
 """
 
 from __future__ import annotations
@@ -27,10 +30,11 @@ __all__ = [
 ]
 
 RESULTS_FILE = "results.jsonl"
-RECORD_FORMAT = 1
+RECORD_FORMAT = 2  # 2: adds grouped, group_size, group_wall_time, calibration_epoch_seconds
 # Fields that depend on when, where and how fast a run was computed; everything else in a
 # record is bitwise reproducible (``non_timing``).
-TIMING_FIELDS = ("train_time", "train_time_source", "recorded_at", "worker")
+TIMING_FIELDS = ("train_time", "train_time_source", "recorded_at", "worker", "group_wall_time",
+                 "calibration_epoch_seconds")
 HISTORY_TIMING_FIELDS = ("seconds",)
 
 log = logging.getLogger(__name__)
@@ -41,9 +45,14 @@ def canonical_json(obj) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"))
 
 
-def run_key(config: dict, data: dict) -> str:
-    """sha256 hex of the canonical JSON of a run's config dict and data identity dict."""
-    return hashlib.sha256(canonical_json({"config": config, "data": data}).encode()).hexdigest()
+def run_key(config: dict, data: dict, group: list[str] | None = None) -> str:
+    """sha256 hex of the canonical JSON of a run's config dict and data identity dict, and, for
+    a grouped run, ``group``: the solo keys (``run_key(config, data)``) of its group's members in
+    training order."""
+    what = {"config": config, "data": data}
+    if group is not None:
+        what["group"] = list(group)
+    return hashlib.sha256(canonical_json(what).encode()).hexdigest()
 
 
 def non_timing(record: dict) -> dict:
@@ -147,8 +156,15 @@ class ResultStore:
         self.records[record["key"]] = record
 
     def extend(self, records: Iterable[dict]) -> None:
+        """Write several records durably with one ``write`` and one fsync (a group's records
+        land together, so an interruption practically never splits a group)."""
+        records = list(records)
+        data = b"".join((json.dumps(r, separators=(",", ":")) + "\n").encode() for r in records)
+        self._file.write(data)
+        self._file.flush()
+        os.fsync(self._file.fileno())
         for record in records:
-            self.append(record)
+            self.records[record["key"]] = record
 
     def close(self) -> None:
         self._file.close()

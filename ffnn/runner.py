@@ -1,8 +1,13 @@
 """Study execution: plan the runs, skip the recorded ones, compute the rest, record, report.
 
 A *run* is one (study, setting, repeat); repeat ``r`` trains with ``seed = shuffle_seed =
-base_seed + r`` and ``threads=1``. Runs are executed in *tasks*: today a task holds one run;
-the unit is a tuple so that a task can later be a group of runs of one repeat trained together.
+base_seed + r`` and ``threads=1``. Runs are executed in *tasks*, tuples of runs. When the
+settings of a repeat can be trained together (``ffnn.grouped.check_group``: same minibatch order,
+batch size, dtype and threads; numba backend; at least two settings) and grouping is on, the
+plan marks them *grouped* and a task holds the not yet recorded runs of one repeat, trained by
+one ``ffnn.train_many`` call; otherwise a task is one run trained by ``ffnn.train``. Grouped
+runs report a calibrated train time (``train_time_source = "calibrated"``: epochs x the solo
+per-epoch time of their configuration); runs trained alone report measured wall time.
 
 Executors: ``workers=1`` computes in this process; ``workers=N`` in N local processes
 (``ProcessPoolExecutor``, spawn context; each worker loads the data once in its initializer);
@@ -13,8 +18,12 @@ Before any worker starts, this process compiles the kernels (``backend.warm_up``
 on-disk cache is written once and workers only load it; every worker warms up again before its
 first run, so no ``train_time`` includes compilation.
 
-Reproducibility: every run is single-threaded (numba and BLAS), so every non-timing field of a
-record (``results.non_timing``) is bitwise identical whichever executor computed it.
+Reproducibility: every run (or group) is single-threaded (numba and BLAS), so every non-timing
+field of a record (``results.non_timing``) is bitwise identical whichever executor computed it.
+A grouped run's last bits also depend on its group's members, which its key therefore includes
+(``results.run_key``); the one exception is a group whose records were cut in part by an
+interruption: its missing runs are recomputed in a smaller group and agree with an uninterrupted
+run to rounding, not bitwise.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import TrainConfig
+from .grouped import check_group
 from .report import CURVES_FILE, PLAN_FILE, REPORT_FILE, TEST_FILE
 from .results import RECORD_FORMAT, RESULTS_FILE, ResultStore, run_key
 from .study_specs import StudySpec
@@ -85,6 +95,7 @@ class Run:
     repeat: int
     config: TrainConfig
     key: str
+    grouped: bool = False
 
 
 Task = tuple[Run, ...]
@@ -92,37 +103,75 @@ Task = tuple[Run, ...]
 
 @dataclass(frozen=True)
 class StudyOptions:
-    """Command-wide choices (``max_epochs=None``: each study's own, 250 for the built-ins)."""
+    """Command-wide choices (``max_epochs=None``: each study's own, 250 for the built-ins).
+
+    ``group``: train the settings of a repeat together where they can be (``group_reason``).
+    ``threads``: numba/BLAS threads of every run or group (1: reproducible whichever executor;
+    keys include it, through the config).
+    """
 
     repeats: int = 10
     max_epochs: int | None = None
     backend: str = "numba"
     seed: int = 0
     data: DataSpec = field(default_factory=DataSpec)
+    group: bool = True
+    threads: int = 1
+
+
+def group_reason(configs: Sequence[TrainConfig], group: bool = True) -> str | None:
+    """``None`` when ``configs`` (the settings of one repeat) are trained as one group, else why
+    not (for the log)."""
+    if not group:
+        return "grouping is off (--no-group)"
+    if len(configs) < 2:
+        return "a single setting"
+    backends = sorted({c.backend for c in configs})
+    if backends != ["numba"]:
+        return f"the {'/'.join(backends)} backend (grouped training uses numba kernels)"
+    try:
+        check_group(configs)
+    except ValueError as e:
+        return str(e).split(":")[0] + " differs between the settings"
+    return None
 
 
 def plan_study(spec: StudySpec, options: StudyOptions, identities: dict[str, dict]) -> list[Run]:
     """Every run of ``spec``, repeat-major (all settings of repeat 0, then of repeat 1, ...).
 
-    ``identities`` maps a dtype to its ``data_identity``.
+    ``identities`` maps a dtype to its ``data_identity``. The runs of a repeat are grouped (each
+    ``Run.grouped``, keys with the group's members) when ``group_reason`` allows it.
     """
     runs = []
     for r in range(options.repeats):
-        for value in spec.values:
-            extra = {"seed": options.seed + r, "shuffle_seed": options.seed + r,
-                     "backend": options.backend, "threads": 1}
-            if options.max_epochs is not None and spec.parameter != "max_epochs":
-                extra["max_epochs"] = options.max_epochs
-            config = spec.config(value, **extra)
-            key = run_key(config.to_dict(), identities[config.dtype])
+        extra = {"seed": options.seed + r, "shuffle_seed": options.seed + r,
+                 "backend": options.backend, "threads": options.threads}
+        if options.max_epochs is not None and spec.parameter != "max_epochs":
+            extra["max_epochs"] = options.max_epochs
+        configs = [spec.config(value, **extra) for value in spec.values]
+        solo = [run_key(c.to_dict(), identities[c.dtype]) for c in configs]
+        grouped = group_reason(configs, options.group) is None
+        for value, config, key in zip(spec.values, configs, solo, strict=True):
+            if grouped:
+                key = run_key(config.to_dict(), identities[config.dtype], group=solo)
             runs.append(Run(spec.name, spec.parameter, spec.setting_label(value), value, r,
-                            config, key))
+                            config, key, grouped))
     return runs
 
 
 def make_tasks(runs: Sequence[Run]) -> list[Task]:
-    """The units of execution: one run each (a later grouping may put a repeat's runs together)."""
-    return [(run,) for run in runs]
+    """The units of execution, in the order of ``runs``: the grouped runs of one (study, repeat)
+    together (only those given, i.e. not yet recorded), every other run alone."""
+    tasks: list[list[Run]] = []
+    groups: dict[tuple[str, int], list[Run]] = {}
+    for run in runs:
+        if not run.grouped:
+            tasks.append([run])
+        elif (run.study, run.repeat) in groups:
+            groups[(run.study, run.repeat)].append(run)
+        else:
+            tasks.append(groups.setdefault((run.study, run.repeat), [run]))
+    return [tuple(task) for task in tasks]
 
 
 def study_dir(out, name: str) -> Path:
@@ -188,10 +237,18 @@ def _watch_parent(parent_pid: int) -> None:
 
 
 def execute_task(task: Task, data: DataSpec, fingerprints: dict[str, str]) -> list[dict]:
-    """Train the runs of ``task`` and return their records (written by the caller)."""
+    """Train the runs of ``task`` and return their records (written by the caller): a grouped
+    task with one ``train_many`` call (calibrated train times), any other run with ``train``."""
     from .training import train
 
     prepare_worker(data, fingerprints, sorted({run.config.backend for run in task}))
+    if task[0].grouped:
+        from .grouped import train_many
+
+        splits = _STATE["data"][(data, task[0].config.dtype)]
+        results = train_many([run.config for run in task], splits, calibrate=True)
+        return [make_record(run, result, splits, data)
+                for run, result in zip(task, results, strict=True)]
     records = []
     for run in task:
         splits = _STATE["data"][(data, run.config.dtype)]
@@ -201,9 +258,15 @@ def execute_task(task: Task, data: DataSpec, fingerprints: dict[str, str]) -> li
 
 
 def make_record(run: Run, result, splits, data: DataSpec) -> dict:
-    """The JSON record of one finished run (see ``results`` for the timing fields)."""
+    """The JSON record of one finished run (see ``results`` for the timing fields).
+
+    ``grouped`` and ``group_size`` say how it was trained; a grouped run's ``train_time`` is
+    calibrated (``calibration_epoch_seconds`` x epochs) and ``group_wall_time`` is its whole
+    group's measured epoch-loop time; both are ``None`` for a run trained alone.
+    """
     config = run.config
     hist = result.history
+    extra = result.extra
     return {
         "format": RECORD_FORMAT,
         "key": run.key,
@@ -234,12 +297,20 @@ def make_record(run: Run, result, splits, data: DataSpec) -> dict:
         "dtype": config.dtype,
         "versions": dict(_versions()),
         "machine": dict(_machine()),
+        "grouped": run.grouped,
+        "group_size": int(extra.get("group_size", 1)),
         "train_time": float(result.train_time),
         "train_time_source": result.train_time_source,
+        "group_wall_time": _float_or_none(extra.get("group_wall_time")),
+        "calibration_epoch_seconds": _float_or_none(extra.get("calibration_epoch_seconds")),
         "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "worker": {"host": platform.node(), "pid": os.getpid(),
                    "thread": threading.current_thread().name},
     }
+
+
+def _float_or_none(value) -> float | None:
+    return None if value is None else float(value)
 
 
 @functools.cache
@@ -388,7 +459,9 @@ def run_studies(specs: Sequence[StudySpec], options: StudyOptions, out, *, worke
     from .report import write_study_report, write_summary
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if scheduler is not None and options.threads > 1:
+        raise ValueError(f"threads: {options.threads} threads per run cannot go to Dask workers "
+                         "(numba's parallel regions in several worker threads); use threads=1")
     handlers: list[tuple[logging.Logger, logging.Handler]] = []
     show_bar = sys.stderr.isatty() if progress is None else progress
     if console:
@@ -424,7 +497,7 @@ def run_studies(specs: Sequence[StudySpec], options: StudyOptions, out, *, worke
                 "options": {**asdict(options), "data": asdict(options.data)},
                 "data": identities,
                 "runs": [{"key": r.key, "setting": r.setting, "value": r.value,
-                          "repeat": r.repeat} for r in runs],
+                          "repeat": r.repeat, "grouped": r.grouped} for r in runs],
             })
             todo = [r for r in runs if r.key not in store]
             planned = {r.key for r in runs}
@@ -433,7 +506,11 @@ def run_studies(specs: Sequence[StudySpec], options: StudyOptions, out, *, worke
             logger.info("study %s: %d settings x %d repeats = %d runs; %d already recorded, "
                         "%d to run (%s, %s)", spec.name, len(spec.values), options.repeats,
                         len(runs), len(runs) - len(todo), len(todo), options.backend,
-                        _executor_name(workers, scheduler))
+                        _executor_name(workers, scheduler, options.threads))
+            reason = group_reason([r.config for r in runs if r.repeat == 0], options.group)
+            logger.info("the settings of each repeat are %s", "trained together (grouped, "
+                        "calibrated train times)" if reason is None else
+                        f"trained one by one (measured train times): {reason}")
             if others:
                 logger.info("%s: %d records from other flags or data are kept but not used",
                             store.path, others)
@@ -461,6 +538,10 @@ def run_studies(specs: Sequence[StudySpec], options: StudyOptions, out, *, worke
             # Compile (or load from numba's cache) here, before any worker starts.
             for dtype in dtypes:
                 get_backend(options.backend).warm_up(dtype)
+                if any(run.grouped for run in pending):
+                    from .kernels import grouped
+
+                    grouped.warm_up(dtype)
             tasks = make_tasks(pending)
             workers = min(workers, len(tasks))
             if scheduler is not None:
@@ -511,20 +592,23 @@ def run_studies(specs: Sequence[StudySpec], options: StudyOptions, out, *, worke
             handler.close()
 
 
-def _executor_name(workers, scheduler) -> str:
+def _executor_name(workers, scheduler, threads=1) -> str:
     if scheduler is not None:
         return f"Dask scheduler {scheduler}"
-    return "in this process" if workers <= 1 else f"{workers} worker processes"
+    where = "in this process" if workers <= 1 else f"{workers} worker processes"
+    return where if threads == 1 else f"{where}, {threads} threads each"
 
 
 def _log_run(logger, record) -> None:
     status = ("diverged" if record["diverged"] else
               "stopped early" if record["stopped_early"] else "max epochs")
-    logger.info("%s=%s repeat %d: %d epochs (%s, best %d), %.2f s, test loss %.4f, "
+    logger.info("%s=%s repeat %d: %d epochs (%s, best %d), %.2f s%s, test loss %.4f, "
                 "test accuracy %.2f %%", record["parameter"], record["setting"],
                 record["repeat"], record["epochs"], status, record["best_epoch"],
-                record["train_time"], record["test_loss"], 100 * record["test_accuracy"],
-                extra={"per_run": True})
+                record["train_time"],
+                f" calibrated (group of {record['group_size']}: "
+                f"{record['group_wall_time']:.2f} s wall)" if record["grouped"] else "",
+                record["test_loss"], 100 * record["test_accuracy"], extra={"per_run": True})
     if record["diverged"]:
         logger.warning("%s=%s repeat %d diverged at epoch %d; recorded, the study goes on",
                        record["parameter"], record["setting"], record["repeat"],

@@ -1,4 +1,4 @@
-"""The epoch loop: shuffle, train one epoch in the backend, validate, stop early or on divergence."""
+"""The epoch loop: shuffle, train an epoch in the backend, validate, stop early or on divergence."""
 
 import math
 import time
@@ -218,7 +218,10 @@ def _result(config, model, data, history, stopper, diverged, stopped_early) -> T
         stopped_early=stopped_early,
         diverged=diverged,
         train_time=sum(r.seconds for r in history),
-        **dict(zip(("train_loss", "train_accuracy"), metrics(data.X_train, data.y_train))),
-        **dict(zip(("val_loss", "val_accuracy"), metrics(data.X_val, data.y_val))),
-        **dict(zip(("test_loss", "test_accuracy"), metrics(data.X_test, data.y_test))),
+        **dict(zip(("train_loss", "train_accuracy"), metrics(data.X_train, data.y_train),
+                     strict=True)),
+        **dict(zip(("val_loss", "val_accuracy"), metrics(data.X_val, data.y_val),
+                     strict=True)),
+        **dict(zip(("test_loss", "test_accuracy"), metrics(data.X_test, data.y_test),
+                     strict=True)),
     )

@@ -16,5 +16,6 @@ def get_backend(name: str):
     try:
         module = BACKENDS[name]
     except KeyError:
-        raise ValueError(f"backend: unknown backend {name!r}; expected one of {sorted(BACKENDS)}")
+        raise ValueError(f"backend: unknown backend {name!r}; expected one of {sorted(BACKENDS)}"
+                         ) from None
     return import_module(f"{__name__}.{module}")

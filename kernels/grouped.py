@@ -17,13 +17,16 @@ The row products are the numba backend's register-blocked primitives ``gather_al
 wide group reads each row's indices once for all its networks. Dense inputs work too, without the
 sparsity gain. No BLAS is called, so numba's threads never compete with BLAS threads.
 
-Threads: one parallel region per epoch
+Threads: lanes, one call per epoch each
 ---------------------------------------
 Starting a numba parallel region costs ~35-50 us here (OpenMP threads sleep between regions), too
 much to pay per minibatch. So a group is split into *lanes*, one per thread: each lane owns a
 contiguous run of whole networks and their columns (its own slab ``W1[lane]``, padded to a
-multiple of 16 columns) and runs the whole epoch for them on its own, gathering the minibatches
-itself. Nothing is shared between lanes, so there are no races and no reductions across threads:
+multiple of 16 columns) and runs the whole epoch for them on its own (``train_lane``), gathering
+the minibatches itself. The lane kernels are serial and release the GIL; ``train_epoch`` runs
+them on plain Python threads. No ``parallel=True``: compiling is quicker, and numba's threading
+layer (whose default aborts when several threads call parallel code, e.g. under Dask) is never
+used. Nothing is shared between lanes, so there are no races and no reductions across threads:
 the same inputs and thread count give bitwise identical results, in any process. (Across thread
 counts, or once a stopped network is dropped and the group repacked, a lane's width changes and
 ``gather_all`` then sums a row's nonzeros in a different number of interleaved chains: results
@@ -38,10 +41,12 @@ and the optimizer states ``m``, ``v`` alike. Padding columns stay zero and never
 """
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from . import codes
 from ._numba_flags import LANES
@@ -460,119 +465,161 @@ def _max_row_nnz(indptr):
     return top
 
 
-@njit(parallel=True, **JIT)
-def train_epoch(indptr, indices, values, y, order, batch_size, W1, M1, V1, W2, M2, V2, col0,
-                row0, hidden, lane_width, lane_k0, lane_k1, activation, optimizer, hyper, steps,
-                losses):
-    """One epoch of every model of the group over ``X[order]`` (``X`` in CSR form: ``indptr``,
-    ``indices``, ``values``) in minibatches of ``batch_size``; parameters and optimizer states
-    are updated in place. Each lane gathers every minibatch once for all its models.
+@njit(nogil=True, **JIT)
+def train_lane(lane, indptr, indices, values, y, order, batch_size, W1, M1, V1, W2, M2, V2, G2,
+               col0, row0, hidden, lane_width, lane_k0, lane_k1, activation, optimizer, hyper,
+               steps, losses):
+    """One epoch of lane ``lane``'s networks over ``X[order]`` (``X`` in CSR form: ``indptr``,
+    ``indices``, ``values``) in minibatches of ``batch_size``, gathered once per minibatch for
+    all of them; parameters and optimizer states are updated in place.
 
-    ``steps[k]`` (the 1-based optimizer step counter) advances by one per minibatch;
-    ``losses[k]`` receives model ``k``'s mean minibatch loss."""
+    Touches only the lane's slab ``W1[lane]`` (and ``M1``, ``V1``), its networks' rows of
+    ``W2``/``M2``/``V2``/``G2`` (``G2`` zero on entry and exit) and their entries of ``steps``
+    (the 1-based optimizer step counters, one more per minibatch) and ``losses`` (the mean
+    minibatch loss), so lanes can run concurrently: numba releases the GIL here."""
     dtype = W1.dtype
     cst = _constants(W1)
     zero = cst[ZERO]
     N = order.shape[0]
     B = batch_size
-    n_lanes, _, S = W1.shape
+    S = W1.shape[2]
     n_classes = W2.shape[1]
     n_models = col0.shape[0]
     bias0 = W2.shape[0] - n_models
+    k0, k1 = lane_k0[lane], lane_k1[lane]
+    width = lane_width[lane]
+    W1l, M1l, V1l = W1[lane], M1[lane], V1[lane]
     cap = B * _max_row_nnz(indptr)
-    bi = np.empty((n_lanes, cap), indices.dtype)
-    bv = np.empty((n_lanes, cap), dtype)
-    bp = np.zeros((n_lanes, B + 1), np.int64)
-    Z = np.zeros((n_lanes, B, S), dtype)
-    dZ = np.zeros((n_lanes, B, S), dtype)
-    G1 = np.zeros_like(W1)
-    G2 = np.zeros_like(W2)
-    HT = np.empty((n_lanes, hidden.max(), B), dtype)
-    Q = np.empty((n_lanes, n_classes, B), dtype)
-    vec = np.empty((n_lanes, 4, B), dtype)
-    coef = np.zeros((n_models, N_COEF))
-    coef_t = np.zeros((n_models, N_COEF), dtype)
-    cc = np.zeros((n_lanes, N_COEF, S), dtype)
-    cc[:, C_DIV, :] = cst[ONE]
-    cc[:, C_EPS, :] = cst[ONE]
+    bi = np.empty(cap, indices.dtype)
+    bv = np.empty(cap, dtype)
+    bp = np.zeros(B + 1, np.int64)
+    Z = np.zeros((B, S), dtype)
+    dZ = np.zeros((B, S), dtype)
+    G1 = np.zeros_like(W1l)
+    HT = np.empty((hidden[k0:k1].max(), B), dtype)
+    Q = np.empty((n_classes, B), dtype)
+    vec = np.empty((4, B), dtype)
+    coef = np.zeros(N_COEF)
+    cf = np.zeros(N_COEF, dtype)
+    cc = np.zeros((N_COEF, S), dtype)
+    cc[C_DIV, :] = cst[ONE]
+    cc[C_EPS, :] = cst[ONE]
     sums = np.zeros(n_models)
     n_batches = (N + B - 1) // B
-    for lane in prange(n_lanes):
-        width = lane_width[lane]
-        for batch in range(n_batches):
-            start = batch * B
-            n = min(B, N - start)
-            _gather(indptr, indices, values, order, start, n, bi[lane], bv[lane], bp[lane])
-            _forward_first(bi[lane], bv[lane], bp[lane], n, W1[lane], width, Z[lane])
-            for k in range(lane_k0[lane], lane_k1[lane]):
-                sums[k] += _second_layer(Z[lane], dZ[lane], y, order, start, n, W2, G2, col0[k],
-                                         hidden[k], row0[k], bias0 + k, activation[k], cst,
-                                         HT[lane], Q[lane], vec[lane])
-            _backward_first(bi[lane], bv[lane], bp[lane], n, dZ[lane], G1[lane], width, zero)
-            for k in range(lane_k0[lane], lane_k1[lane]):
-                steps[k] += 1
-                _coefficients(optimizer[k], hyper[k], steps[k], coef[k])
-                for c in range(N_COEF):
-                    coef_t[k, c] = coef[k, c]
-                    for j in range(col0[k], col0[k] + hidden[k]):
-                        cc[lane, c, j] = coef[k, c]
-            _update_first(W1[lane], M1[lane], V1[lane], G1[lane], width, cc[lane])
-            for k in range(lane_k0[lane], lane_k1[lane]):
-                cf = coef_t[k]
-                _update_second(W2, M2, V2, G2, row0[k], row0[k] + hidden[k], cf[C_L2], cf, zero)
-                _update_second(W2, M2, V2, G2, bias0 + k, bias0 + k + 1, zero, cf, zero)
-    for k in range(n_models):
+    for batch in range(n_batches):
+        start = batch * B
+        n = min(B, N - start)
+        _gather(indptr, indices, values, order, start, n, bi, bv, bp)
+        _forward_first(bi, bv, bp, n, W1l, width, Z)
+        for k in range(k0, k1):
+            sums[k] += _second_layer(Z, dZ, y, order, start, n, W2, G2, col0[k], hidden[k],
+                                     row0[k], bias0 + k, activation[k], cst, HT, Q, vec)
+        _backward_first(bi, bv, bp, n, dZ, G1, width, zero)
+        for k in range(k0, k1):
+            steps[k] += 1
+            _coefficients(optimizer[k], hyper[k], steps[k], coef)
+            for c in range(N_COEF):
+                for j in range(col0[k], col0[k] + hidden[k]):
+                    cc[c, j] = coef[c]
+        _update_first(W1l, M1l, V1l, G1, width, cc)
+        for k in range(k0, k1):
+            _coefficients(optimizer[k], hyper[k], steps[k], coef)
+            for c in range(N_COEF):
+                cf[c] = coef[c]
+            _update_second(W2, M2, V2, G2, row0[k], row0[k] + hidden[k], cf[C_L2], cf, zero)
+            _update_second(W2, M2, V2, G2, bias0 + k, bias0 + k + 1, zero, cf, zero)
+    for k in range(k0, k1):
         losses[k] = sums[k] / n_batches
 
 
-@njit(parallel=True, **JIT)
-def evaluate(indptr, indices, values, y, chunk, W1, W2, col0, row0, hidden, lane_width, lane_k0,
-             lane_k1, activation, losses, accuracies):
-    """Mean cross-entropy ``losses[k]`` and accuracy ``accuracies[k]`` of every model on the CSR
-    samples, processed ``chunk`` samples at a time."""
+@njit(nogil=True, **JIT)
+def evaluate_lane(lane, indptr, indices, values, y, chunk, W1, W2, col0, row0, hidden,
+                  lane_width, lane_k0, lane_k1, activation, losses, accuracies):
+    """Mean cross-entropy ``losses[k]`` and accuracy ``accuracies[k]`` of lane ``lane``'s networks
+    on the CSR samples, processed ``chunk`` samples at a time."""
     dtype = W1.dtype
     cst = _constants(W1)
-    N = y.shape[0]
-    n_lanes, _, S = W1.shape
+    N = indptr.shape[0] - 1
+    S = W1.shape[2]
     n_classes = W2.shape[1]
-    n_models = col0.shape[0]
-    bias0 = W2.shape[0] - n_models
+    bias0 = W2.shape[0] - col0.shape[0]
+    k0, k1 = lane_k0[lane], lane_k1[lane]
     order = np.arange(N)
     cap = chunk * _max_row_nnz(indptr)
-    bi = np.empty((n_lanes, cap), indices.dtype)
-    bv = np.empty((n_lanes, cap), dtype)
-    bp = np.zeros((n_lanes, chunk + 1), np.int64)
-    Z = np.zeros((n_lanes, chunk, S), dtype)
-    HT = np.empty((n_lanes, hidden.max(), chunk), dtype)
-    Q = np.empty((n_lanes, n_classes, chunk), dtype)
-    loss_sum = np.zeros(n_models)
-    correct = np.zeros(n_models, np.int64)
-    for lane in prange(n_lanes):
-        q = Q[lane]
-        for start in range(0, N, chunk):
-            n = min(chunk, N - start)
-            _gather(indptr, indices, values, order, start, n, bi[lane], bv[lane], bp[lane])
-            _forward_first(bi[lane], bv[lane], bp[lane], n, W1[lane], lane_width[lane],
-                           Z[lane])
-            for k in range(lane_k0[lane], lane_k1[lane]):
-                _logits(Z[lane], n, W2, col0[k], hidden[k], row0[k], bias0 + k, activation[k],
-                        cst, HT[lane], q)
-                for i in range(n):
-                    label = y[start + i]
-                    top = q[0, i]
-                    best = 0
-                    for c in range(1, n_classes):
-                        if q[c, i] > top:
-                            top = q[c, i]
-                            best = c
-                    total = cst[ZERO]
-                    for c in range(n_classes):
-                        total += fast_exp(q[c, i] - top)
-                    loss_sum[k] += math.log(total) - (q[label, i] - top)
-                    correct[k] += best == label
-    for k in range(n_models):
-        losses[k] = loss_sum[k] / N
-        accuracies[k] = correct[k] / N
+    bi = np.empty(cap, indices.dtype)
+    bv = np.empty(cap, dtype)
+    bp = np.zeros(chunk + 1, np.int64)
+    Z = np.zeros((chunk, S), dtype)
+    HT = np.empty((hidden[k0:k1].max(), chunk), dtype)
+    q = np.empty((n_classes, chunk), dtype)
+    loss_sum = np.zeros(k1 - k0)
+    correct = np.zeros(k1 - k0, np.int64)
+    for start in range(0, N, chunk):
+        n = min(chunk, N - start)
+        _gather(indptr, indices, values, order, start, n, bi, bv, bp)
+        _forward_first(bi, bv, bp, n, W1[lane], lane_width[lane], Z)
+        for k in range(k0, k1):
+            _logits(Z, n, W2, col0[k], hidden[k], row0[k], bias0 + k, activation[k], cst, HT, q)
+            for i in range(n):
+                label = y[start + i]
+                top = q[0, i]
+                best = 0
+                for c in range(1, n_classes):
+                    if q[c, i] > top:
+                        top = q[c, i]
+                        best = c
+                total = cst[ZERO]
+                for c in range(n_classes):
+                    total += fast_exp(q[c, i] - top)
+                loss_sum[k - k0] += math.log(total) - (q[label, i] - top)
+                correct[k - k0] += best == label
+    for k in range(k0, k1):
+        losses[k] = loss_sum[k - k0] / N
+        accuracies[k] = correct[k - k0] / N
+
+
+_pool: tuple[int, int, ThreadPoolExecutor] | None = None  # (pid, workers, pool)
+
+
+def _lane_pool(workers: int) -> ThreadPoolExecutor:
+    """A thread pool with at least ``workers`` threads, made in this process (a pool inherited
+    through ``fork`` has no threads and would never run its tasks)."""
+    global _pool
+    if _pool is None or _pool[0] != os.getpid() or _pool[1] < workers:
+        _pool = (os.getpid(), workers,
+                 ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ffnn-lane"))
+    return _pool[2]
+
+
+def _run_lanes(kernel, n_lanes, *args):
+    """``kernel(lane, *args)`` for every lane: lane 0 in the calling thread, the others on a
+    thread pool (the kernels release the GIL)."""
+    if n_lanes == 1:
+        kernel(0, *args)
+        return
+    pool = _lane_pool(n_lanes - 1)
+    futures = [pool.submit(kernel, lane, *args) for lane in range(1, n_lanes)]
+    kernel(0, *args)
+    for future in futures:
+        future.result()
+
+
+def train_epoch(indptr, indices, values, y, order, batch_size, W1, M1, V1, W2, M2, V2, col0,
+                row0, hidden, lane_width, lane_k0, lane_k1, activation, optimizer, hyper, steps,
+                losses):
+    """One epoch of every network of the group (``train_lane`` for each lane, one thread per
+    lane); ``W1.shape[0]`` is the number of lanes."""
+    _run_lanes(train_lane, W1.shape[0], indptr, indices, values, y, order, batch_size, W1, M1,
+               V1, W2, M2, V2, np.zeros_like(W2), col0, row0, hidden, lane_width, lane_k0,
+               lane_k1, activation, optimizer, hyper, steps, losses)
+
+
+def evaluate(indptr, indices, values, y, chunk, W1, W2, col0, row0, hidden, lane_width, lane_k0,
+             lane_k1, activation, losses, accuracies):
+    """Mean cross-entropy and accuracy of every network of the group (``evaluate_lane`` for each
+    lane, one thread per lane)."""
+    _run_lanes(evaluate_lane, W1.shape[0], indptr, indices, values, y, chunk, W1, W2, col0, row0,
+               hidden, lane_width, lane_k0, lane_k1, activation, losses, accuracies)
 
 
 def to_csr(X: np.ndarray):

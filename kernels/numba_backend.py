@@ -58,7 +58,8 @@ _I32 = ir.IntType(32)
 _I64 = ir.IntType(64)
 _MAX_GROUP = 8
 import os as _os  # noqa: E402  (experiment)
-_PF_MODE = int(_os.environ.get("PF_MODE", "1"))  # accumulator registers per row pass (8 x 16 lanes = 128 hidden units)
+_PF_MODE = int(_os.environ.get("PF_MODE", "1"))
+_PAR_MODE = int(_os.environ.get("PAR_MODE", "2"))  # accumulator registers per row pass (8 x 16 lanes = 128 hidden units)
 
 
 # ================================================================================ primitives
@@ -933,10 +934,13 @@ def _train_epoch_parallel(X, y, order, batch_size, theta, m, v, step, H, C, act,
                                         scale, spaces[t], hidx, cidx)
         step += 1
         k = _coefficients(step, optimizer, hyper, P)
-        for t in prange(nt):
-            lo = _lanes(P.size * t // nt)
-            hi = _lanes(P.size * (t + 1) // nt) if t < nt - 1 else P.size
-            _step_range(P, Gs, M, V, lo, hi, nt, F, H, C, optimizer, k)
+        if _PAR_MODE == 2:
+            for t in prange(nt):
+                lo = _lanes(P.size * t // nt)
+                hi = _lanes(P.size * (t + 1) // nt) if t < nt - 1 else P.size
+                _step_range(P, Gs, M, V, lo, hi, nt, F, H, C, optimizer, k)
+        else:
+            _step_range(P, Gs, M, V, 0, P.size, nt, F, H, C, optimizer, k)
         _transpose_w2(P, F, H, C, W2T)
         loss = 0.0
         for t in range(nt):

@@ -1,4 +1,4 @@
-"""Pure-NumPy reference backend: written for clarity, the oracle the fast kernels are checked against.
+"""The pure-NumPy reference backend: written for clarity, the oracle for the fast kernels.
 
 The network is ``input -> hidden (activation f) -> softmax``. For a minibatch ``X`` (B x F) with
 integer labels ``y``::
@@ -89,7 +89,7 @@ def _log_softmax(Z2):
 
 
 def loss_and_gradient(X, y, theta, grad, hidden_size, n_classes, activation, l2):
-    """Mean cross-entropy of the minibatch; writes the gradient of the penalised loss into ``grad``."""
+    """Mean cross-entropy of the minibatch; writes the penalised loss's gradient into ``grad``."""
     B = X.shape[0]
     W1, b1, W2, b2 = unpack(theta, X.shape[1], hidden_size, n_classes)
     gW1, gb1, gW2, gb2 = unpack(grad, X.shape[1], hidden_size, n_classes)

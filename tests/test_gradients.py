@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from ffnn.kernels import codes, get_backend
 from ffnn.kernels.layout import n_params, unpack
 

@@ -8,7 +8,6 @@ import math
 
 import numpy as np
 import pytest
-
 from ffnn.kernels import codes, get_backend
 
 A = np.array([1.0, 3.0, 0.5])
@@ -37,7 +36,7 @@ def run_backend(backend_name, optimizer, steps=3):
 def by_hand(optimizer, steps=3):
     """The update rules, one scalar at a time, straight from the formulas."""
     out = []
-    for a, theta in zip(A, THETA0):
+    for a, theta in zip(A, THETA0, strict=True):
         m = v = 0.0
         for t in range(1, steps + 1):
             g = a * theta
