@@ -16,7 +16,9 @@ TEST_EXTRAS = ".[test,sklearn,dask,compare]"
 def tests(session: nox.Session) -> None:
     """The whole test suite against the installed package (benchmarks disabled)."""
     session.install(TEST_EXTRAS)
-    session.run("pytest", *session.posargs, env={"FFNN_TEST_INSTALLED": "1"})
+    # SCIPY_ARRAY_API=1: otherwise scikit-learn's estimator checks skip their array-API check.
+    session.run("pytest", *session.posargs,
+                env={"FFNN_TEST_INSTALLED": "1", "SCIPY_ARRAY_API": "1"})
 
 
 @nox.session

@@ -57,4 +57,6 @@ def pytest_benchmark_update_machine_info(config, machine_info):
         "omp_env": {k: v for k, v in os.environ.items() if k.startswith(("OMP_", "MKL_"))},
         "threadpools": blas_info(),
         "recorded_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+        # Other processes on the machine at the start (1, 5, 15-minute load averages).
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
     }

@@ -371,6 +371,20 @@ def _processes(tasks, data, fingerprints, workers, backends):
         pool.shutdown(wait=False, cancel_futures=True)
 
 
+def _threads(tasks, data, fingerprints, workers):
+    """``workers`` threads of this process (the kernels release the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ffnn-study")
+    try:
+        futures = {pool.submit(execute_task, task, data, fingerprints): task for task in tasks}
+        for future in as_completed(futures):
+            error = future.exception()
+            yield futures[future], future.result() if error is None else error
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def _dask(tasks, data, fingerprints, scheduler):
     try:
         from distributed import Client, as_completed
@@ -447,7 +461,8 @@ def _write_json_atomic(path: Path, obj) -> None:
 def run_studies(specs: Sequence[StudySpec], options: StudyOptions, out, *, workers: int = 1,
                 scheduler: str | None = None, fresh: bool = False, console: bool = True,
                 verbose: bool = False, progress: bool | None = None,
-                on_report: Callable[[StudyOutcome], None] | None = None) -> list[StudyOutcome]:
+                on_report: Callable[[StudyOutcome], None] | None = None,
+                executor: str = "processes") -> list[StudyOutcome]:
     """Run ``specs`` with ``options`` into ``out``; returns one ``StudyOutcome`` per study.
 
     Each study's report is written (and ``on_report`` called) as soon as its last run is
@@ -550,6 +565,9 @@ def run_studies(specs: Sequence[StudySpec], options: StudyOptions, out, *, worke
             elif workers <= 1:
                 prepare_worker(options.data, fingerprints, [options.backend], loaded)
                 results = _inline(tasks, options.data, fingerprints)
+            elif executor == "threads":
+                prepare_worker(options.data, fingerprints, [options.backend], loaded)
+                results = _threads(tasks, options.data, fingerprints, workers)
             else:
                 results = _processes(tasks, options.data, fingerprints, workers,
                                      [options.backend])

@@ -1,20 +1,24 @@
 """The numba options of the compiled kernels, in one place (stumpy's ``config.py`` pattern).
 
-``FASTMATH`` lets LLVM reassociate and contract floating-point sums (vectorised reductions, FMA)
-but keeps ``nnan``/``ninf`` off, so comparisons with NaN and inf keep their IEEE meaning inside
-the kernels. Divergence is still detected outside compiled code (``ffnn.training.is_diverged``
-checks the loss and ``np.isfinite(theta)`` in NumPy).
+No fastmath. Measured here: with ``reassoc``/``contract`` LLVM rounds the same source differently
+depending on what it inlines where, and numba's cached object code is optimised in a different
+inlining context than the code a cold process compiles and runs, so a cold process and a process
+loading the cache computed different weights (bitwise) from the same seeds. Without fastmath
+every operation is rounded as written (fused multiply-adds are explicit, ``fma`` in
+``numba_backend``), results are bitwise identical across processes and compile states, and NaN
+and inf keep their IEEE meaning inside the kernels. Nothing was lost: the kernels' reductions
+are explicit accumulator registers (LLVM IR intrinsics), not loops LLVM must reassociate to
+vectorise. Divergence is also checked outside compiled code (``ffnn.training.is_diverged``).
 
 numba's on-disk cache (``CACHE``) keys entries by function and signature, not by these flags:
 after editing this file, delete the ``__pycache__`` directory next to ``numba_backend.py`` (or set
 ``NUMBA_CACHE_DIR`` to a fresh directory), otherwise stale machine code compiled with the old
-flags is loaded. The serial and the parallel epoch kernels are separate functions, so they never
-share a cache entry.
+flags is loaded.
 """
 
 import numba
 
-FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
+FASTMATH = False
 CACHE = True
 JIT_DISABLED = bool(numba.config.DISABLE_JIT)
 
@@ -29,8 +33,11 @@ BLOCK = 32
 # Alignment of packed parameter and work buffers, in bytes (one cache line).
 ALIGN = 64
 
+# Slots of compressed blocks a producer thread may run ahead of the trainer (threads > 1).
+RING_SLOTS = 32
+
 
 def jit(**options):
     """``numba.njit`` with the kernel options (nogil, so threads can train concurrently)."""
-    return numba.njit(cache=CACHE, fastmath=set(FASTMATH), error_model="numpy",
+    return numba.njit(cache=CACHE, fastmath=FASTMATH, error_model="numpy",
                       boundscheck=False, nogil=True, **options)

@@ -25,41 +25,46 @@ Design (measured choices in ``docs/kernels.md``):
   whole block (long vectorised loops instead of one latency-bound register per sample).
 * **Run-time codes.** Activation and optimizer are integer codes (``codes.py``); one compiled
   specialisation per dtype and function.
-* **Threads.** With ``numba.get_num_threads() > 1`` each minibatch is split into that many
-  contiguous slices, one per thread, each accumulating into its own gradient buffer; the buffers
-  are summed in thread order before the update. No BLAS runs inside the parallel region. Results
-  are bitwise reproducible for a given thread count (not across thread counts: the summation
-  order of the gradient changes). One thread runs a separate serial kernel (no OpenMP region, so
-  it is safe in forked worker processes).
-* **Divergence.** fastmath is on (``_numba_flags.FASTMATH``, without ``nnan``/``ninf``); the
-  training loop checks the loss and the weights for NaN/inf in NumPy, outside compiled code.
+* **Threads.** A training run's arithmetic runs on one thread. With ``threads > 1``
+  (``numba.get_num_threads()``) a second thread compresses the next blocks' rows ahead (a
+  producer filling a ring of slots; the trainer never waits for it and compresses a block itself
+  when its slot is not ready). The compressed rows are the same whoever builds them, so results
+  are bitwise identical for every thread count. Splitting minibatches between threads instead
+  was measured and dropped (``docs/kernels.md``): up to 1.8x faster on an idle 2-core machine,
+  10-50x slower as soon as other processes competed for the cores (every minibatch ends in a
+  barrier that a preempted thread stalls for a scheduler time slice). No OpenMP region is ever
+  started, so the kernels are also safe in forked worker processes and from several threads.
+* **No fastmath** (``_numba_flags``): every operation is rounded as written, fused multiply-adds
+  are explicit, so weights are bitwise identical across processes whether a process compiled
+  the kernels or loaded them from numba's cache, and NaN/inf propagate as in NumPy. Divergence
+  is also checked outside compiled code (``ffnn.training.is_diverged``).
 
 Each primitive built on an LLVM intrinsic has a NumPy twin of the same name used when
 ``NUMBA_DISABLE_JIT=1``, so the kernel bodies also run (slowly) as plain Python.
 """
 
 import math
+import threading
 
 import numba
 import numpy as np
+from llvmlite import binding as llvm_binding
 from llvmlite import ir
-from numba import prange, types
+from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
 from . import codes
-from ._numba_flags import ALIGN, BLOCK, FASTMATH, JIT_DISABLED, LANES, jit
+from ._numba_flags import ALIGN, BLOCK, FASTMATH, JIT_DISABLED, LANES, RING_SLOTS, jit
 
 __all__ = ["warm_up", "forward", "loss_and_gradient", "update", "train_epoch", "evaluate"]
 
-_OVERLOAD_OPTIONS = {"fastmath": set(FASTMATH), "error_model": "numpy", "boundscheck": False,
+_OVERLOAD_OPTIONS = {"fastmath": FASTMATH, "error_model": "numpy", "boundscheck": False,
                      "nogil": True}
 _I32 = ir.IntType(32)
 _I64 = ir.IntType(64)
-_MAX_GROUP = 8
-import os as _os  # noqa: E402  (experiment)
-_PF_MODE = int(_os.environ.get("PF_MODE", "1"))
-_PAR_MODE = int(_os.environ.get("PAR_MODE", "2"))  # accumulator registers per row pass (8 x 16 lanes = 128 hidden units)
+_MAX_GROUP = 8  # accumulator registers per row pass (8 x 16 lanes = 128 hidden units)
+_HOST_FMA = bool(llvm_binding.get_host_cpu_features().get("fma", False))
 
 
 # ================================================================================ primitives
@@ -113,8 +118,36 @@ def _splat(builder, value, vty):
                                                         [0] * vty.count))
 
 
+def _fma_name(ty):
+    # A fused multiply-add where the CPU has one (every AVX2/AVX-512 x86), else LLVM's "fuse if
+    # profitable": either way the choice is fixed per machine, not per compilation context.
+    suffix = _vname(ty) if isinstance(ty, ir.VectorType) else (
+        "f32" if isinstance(ty, ir.FloatType) else "f64")
+    return f"llvm.{'fma' if _HOST_FMA else 'fmuladd'}.{suffix}"
+
+
 def _fma(builder, a, b, c):
-    return _call(builder, f"llvm.fmuladd.{_vname(a.type)}", a.type, [a, b, c])
+    return _call(builder, _fma_name(a.type), a.type, [a, b, c])
+
+
+def fma(a, b, c):
+    """``a * b + c`` (compiled: one fused multiply-add where the CPU has it)."""
+    return a * b + c
+
+
+@intrinsic
+def _fma_scalar(typingctx, a, b, c):
+    if not (isinstance(a, types.Float) and a == b == c):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return _call(builder, _fma_name(args[0].type), args[0].type, list(args))
+    return a(a, b, c), codegen
+
+
+@overload(fma, jit_options=_OVERLOAD_OPTIONS)
+def _fma_jit(a, b, c):
+    return lambda a, b, c: _fma_scalar(a, b, c)
 
 
 def _int64s(context, builder, sig, args, positions):
@@ -406,6 +439,56 @@ def _prefetch_jit(arr, index):
     return lambda arr, index: _prefetch(arr, index)
 
 
+def load_acquire(a, i):
+    """``a[i]`` (int64), read with acquire ordering: a flag another thread publishes."""
+    return int(a[i])
+
+
+def store_release(a, i, value):
+    """``a[i] = value`` (int64) with release ordering: everything written before is visible to a
+    thread that then reads the flag with ``load_acquire``."""
+    a[i] = value
+
+
+def _int64_array(t):
+    return isinstance(t, types.Array) and t.dtype == types.int64
+
+
+@intrinsic
+def _load_acquire(typingctx, a, i):
+    if not _int64_array(a):
+        return None
+
+    def codegen(context, builder, sig, args):
+        (i,) = _int64s(context, builder, sig, args, (1,))
+        ptr = builder.gep(_data(context, builder, sig.args[0], args[0]), [i])
+        return builder.load_atomic(ptr, "acquire", 8, typ=_I64)
+    return types.int64(a, i), codegen
+
+
+@intrinsic
+def _store_release(typingctx, a, i, value):
+    if not _int64_array(a):
+        return None
+
+    def codegen(context, builder, sig, args):
+        i, value = _int64s(context, builder, sig, args, (1, 2))
+        ptr = builder.gep(_data(context, builder, sig.args[0], args[0]), [i])
+        builder.store_atomic(value, ptr, "release", 8)
+        return context.get_dummy_value()
+    return types.none(a, i, value), codegen
+
+
+@overload(load_acquire, jit_options=_OVERLOAD_OPTIONS)
+def _load_acquire_jit(a, i):
+    return lambda a, i: _load_acquire(a, i)
+
+
+@overload(store_release, jit_options=_OVERLOAD_OPTIONS)
+def _store_release_jit(a, i, value):
+    return lambda a, i, value: _store_release(a, i, value)
+
+
 # ================================================================================ element-wise math
 _EXP_LIMITS = {np.dtype(np.float32): (-87.0, 88.0), np.dtype(np.float64): (-708.0, 709.0)}
 
@@ -432,12 +515,12 @@ def _exp_jit(v):
             r = v - n * np.float32(0.693359375)
             r = r - n * np.float32(-2.12194440e-4)
             p = np.float32(1.9875691500e-4)
-            p = p * r + np.float32(1.3981999507e-3)
-            p = p * r + np.float32(8.3334519073e-3)
-            p = p * r + np.float32(4.1665795894e-2)
-            p = p * r + np.float32(1.6666665459e-1)
-            p = p * r + np.float32(5.0000001201e-1)
-            p = p * (r * r) + r + np.float32(1.0)
+            p = fma(p, r, np.float32(1.3981999507e-3))
+            p = fma(p, r, np.float32(8.3334519073e-3))
+            p = fma(p, r, np.float32(4.1665795894e-2))
+            p = fma(p, r, np.float32(1.6666665459e-1))
+            p = fma(p, r, np.float32(5.0000001201e-1))
+            p = fma(p, r * r, r + np.float32(1.0))
             return p * _pow2(n, v)
     else:
         def impl(v):
@@ -447,19 +530,19 @@ def _exp_jit(v):
             r = v - n * 0.693359375
             r = r - n * -2.12194440054690583e-4
             p = 1.0 / 6227020800.0
-            p = p * r + 1.0 / 479001600.0
-            p = p * r + 1.0 / 39916800.0
-            p = p * r + 1.0 / 3628800.0
-            p = p * r + 1.0 / 362880.0
-            p = p * r + 1.0 / 40320.0
-            p = p * r + 1.0 / 5040.0
-            p = p * r + 1.0 / 720.0
-            p = p * r + 1.0 / 120.0
-            p = p * r + 1.0 / 24.0
-            p = p * r + 1.0 / 6.0
-            p = p * r + 0.5
-            p = p * r + 1.0
-            p = p * r + 1.0
+            p = fma(p, r, 1.0 / 479001600.0)
+            p = fma(p, r, 1.0 / 39916800.0)
+            p = fma(p, r, 1.0 / 3628800.0)
+            p = fma(p, r, 1.0 / 362880.0)
+            p = fma(p, r, 1.0 / 40320.0)
+            p = fma(p, r, 1.0 / 5040.0)
+            p = fma(p, r, 1.0 / 720.0)
+            p = fma(p, r, 1.0 / 120.0)
+            p = fma(p, r, 1.0 / 24.0)
+            p = fma(p, r, 1.0 / 6.0)
+            p = fma(p, r, 0.5)
+            p = fma(p, r, 1.0)
+            p = fma(p, r, 1.0)
             return p * _pow2(n, v)
     return impl
 
@@ -610,25 +693,36 @@ def _transpose_w2(P, F, H, C, W2T):
 
 @jit()
 def _lane_matrix(rows, n, dtype):
-    """A zeroed, aligned buffer of ``rows`` rows of ``_lanes(n)``: (LANES-wide 2-D view, flat)."""
+    """A zeroed, aligned matrix of ``rows`` rows of ``_lanes(n)`` as three views of one buffer:
+    ``(LANES-wide 2-D, flat, rows x _lanes(n))``. Loops index the 2-D views from 0, so numba
+    emits no negative-index wraparound code and LLVM vectorises them; the row intrinsics take
+    the flat view and an offset."""
     width = _lanes(n)
     flat = _aligned(rows * width, dtype)
     flat[:] = 0
-    return flat.reshape((rows * width // LANES, LANES)), flat
+    return flat.reshape((rows * width // LANES, LANES)), flat, flat.reshape((rows, width))
 
 
 @jit()
 def _workspace(F, H, C, dtype):
     """Buffers for one block of samples: CSR (idx, vals, ptr), labels, hidden rows (Z),
-    hidden deltas (D), logits/probabilities (S), each as (2-D LANES view, flat)."""
+    hidden deltas (D), logits/probabilities (S) as in ``_lane_matrix``, per-row scratch."""
     idx = np.empty(BLOCK * F + LANES, np.int32)
     vals = _aligned(BLOCK * F + LANES, dtype)
     ptr = np.zeros(BLOCK + 1, np.int64)
     lab = np.zeros(BLOCK, np.int64)
-    ZV, Z = _lane_matrix(BLOCK, H, dtype)
-    DV, D = _lane_matrix(BLOCK, H, dtype)
-    SV, S = _lane_matrix(BLOCK, C, dtype)
-    return idx, vals, ptr, lab, ZV, Z, DV, D, SV, S
+    Z = _lane_matrix(BLOCK, H, dtype)
+    D = _lane_matrix(BLOCK, H, dtype)
+    S = _lane_matrix(BLOCK, C, dtype)
+    scratch = np.zeros(BLOCK * (_lanes(C) // LANES), dtype)
+    return idx, vals, ptr, lab, Z, D, S, scratch
+
+
+@jit()
+def _bias_views(P, F, H, C):
+    """``(b1, b2)``: views of the bias segments of a packed vector (lengths Hp, Cp)."""
+    Hp, Cp, ob1, ow2, ob2, size = _offsets(F, H, C)
+    return P[ob1:ob1 + Hp], P[ob2:ob2 + Cp]
 
 
 # ================================================================================ block kernels
@@ -662,95 +756,108 @@ def _block_rows(Xf, F, rows, lo, hi, y, idx, vals, ptr, lab):
 
 
 @jit()
-def _block_forward(P, F, H, C, act, idx, vals, ptr, n, ZV, Z, S, hidx, Xf, rows, ahead, lim):
+def _block_forward(P, b1, b2, F, H, C, act, idx, vals, ptr, n, Z, S, hidx, Xf, rows, ahead,
+                   lim):
     """Hidden activations (rows of Z) and logits (rows of S) of the ``n`` samples in the CSR.
     Meanwhile prefetches the X rows of the next block, ``rows[ahead : min(ahead + n, lim)]``,
     one per sample, so their memory latency overlaps this block's arithmetic."""
+    ZV, Zf, Z2 = Z
+    SV, Sf, S2 = S
     Hp, Cp, ob1, ow2, ob2, size = _offsets(F, H, C)
     nch = Hp // LANES
     for i in range(n):
-        if _PF_MODE == 1 and ahead + i < lim:
+        if ahead + i < lim:
             _prefetch_row(Xf, rows[ahead + i] * F, F)
-        zo = i * Hp
-        Z[zo:zo + Hp] = P[ob1:ob1 + Hp]
-        gather_all(Z, zo, vals, ptr[i], idx, ptr[i], ptr[i + 1] - ptr[i], P, Hp, 0, nch)
+        for j in range(Hp):
+            Z2[i, j] = b1[j]
+        gather_all(Zf, i * Hp, vals, ptr[i], idx, ptr[i], ptr[i + 1] - ptr[i], P, Hp, 0, nch)
     _activate(ZV, n * nch, act)
-    zero = typed(0.0, Z)
+    zero = typed(0.0, Zf)
     for i in range(n):
-        Z[i * Hp + H:(i + 1) * Hp] = zero
-        oo = i * Cp
-        S[oo:oo + Cp] = P[ob2:ob2 + Cp]
-        gather_all(S, oo, Z, i * Hp, hidx, 0, H, P, Cp, ow2, Cp // LANES)
+        for j in range(H, Hp):
+            Z2[i, j] = zero
+        for c in range(Cp):
+            S2[i, c] = b2[c]
+        gather_all(Sf, i * Cp, Zf, i * Hp, hidx, 0, H, P, Cp, ow2, Cp // LANES)
 
 
 @jit()
-def _block_softmax(SV, S, n, C, lab, scale, delta):
+def _block_softmax(S, n, C, lab, scale, delta, mx):
     """Rows ``i < n`` of S: logits -> probabilities (lanes >= C: 0). Returns the summed
     cross-entropy against ``lab`` (float64). With ``delta``, rows become ``(p - onehot) * scale``,
-    the output-layer delta of the mean loss."""
+    the output-layer delta of the mean loss. ``mx``: scratch of one value per LANES-row."""
+    SV, Sf, S2 = S
     Cp = _lanes(C)
     cch = Cp // LANES
     loss = 0.0
-    zero = typed(0.0, S)
+    zero = typed(0.0, Sf)
     for i in range(n):
-        oo = i * Cp
-        m = S[oo]
+        m = S2[i, 0]
         for c in range(1, C):
-            m = max(m, S[oo + c])
-        loss -= np.float64(S[oo + lab[i]] - m)
-        for r in range(i * cch, (i + 1) * cch):
-            for lane in range(LANES):
-                SV[r, lane] = exp_(SV[r, lane] - m)
-        S[oo + C:oo + Cp] = zero
+            m = max(m, S2[i, c])
+        loss -= np.float64(S2[i, lab[i]] - m)
+        for r in range(cch):
+            mx[i * cch + r] = m
+    for r in range(n * cch):  # one vector exp per LANES-row, rows independent
+        for lane in range(LANES):
+            SV[r, lane] = exp_(SV[r, lane] - mx[r])
+    for i in range(n):
+        for c in range(C, Cp):
+            S2[i, c] = zero
         s = zero
-        for r in range(i * cch, (i + 1) * cch):
-            for lane in range(LANES):
-                s += SV[r, lane]
+        for c in range(Cp):
+            s += S2[i, c]
         loss += math.log(np.float64(s))
-        inv = typed(1.0, S) / s
+        inv = typed(1.0, Sf) / s
         if delta:
             inv *= scale
-        for r in range(i * cch, (i + 1) * cch):
-            for lane in range(LANES):
-                SV[r, lane] *= inv
+        for c in range(Cp):
+            S2[i, c] *= inv
         if delta:
-            S[oo + lab[i]] -= scale
+            S2[i, lab[i]] -= scale
     return loss
 
 
 @jit()
-def _block_backward(P, W2T, G, F, H, C, act, idx, vals, ptr, n, ZV, Z, DV, D, S, hidx, cidx):
-    """Add the gradient of the ``n`` samples (output deltas in S) to the packed gradient G."""
+def _block_backward(P, W2T, G, gb1, gb2, F, H, C, act, idx, vals, ptr, n, Z, D, S, hidx, cidx):
+    """Add the gradient of the ``n`` samples (output deltas in S) to the packed gradient G
+    (``gb1``, ``gb2``: views of its bias segments)."""
+    ZV, Zf, Z2 = Z
+    DV, Df, D2 = D
+    SV, Sf, S2 = S
     Hp, Cp, ob1, ow2, ob2, size = _offsets(F, H, C)
     nch = Hp // LANES
-    zero = typed(0.0, Z)
+    zero = typed(0.0, Zf)
     for i in range(n):
-        oo = i * Cp
-        zo = i * Hp
-        G[ob2:ob2 + Cp] += S[oo:oo + Cp]
-        D[zo:zo + Hp] = zero
-        gather_all(D, zo, S, oo, cidx, 0, C, W2T, Hp, 0, nch)
-        scatter_all(G, Cp, ow2, S, oo, Z, zo, hidx, 0, H, Cp // LANES)
+        for c in range(Cp):
+            gb2[c] += S2[i, c]
+        for j in range(Hp):
+            D2[i, j] = zero
+        gather_all(Df, i * Hp, Sf, i * Cp, cidx, 0, C, W2T, Hp, 0, nch)
+        scatter_all(G, Cp, ow2, Sf, i * Cp, Zf, i * Hp, hidx, 0, H, Cp // LANES)
     _derivative(ZV, DV, n * nch, act)
     for i in range(n):
-        zo = i * Hp
-        G[ob1:ob1 + Hp] += D[zo:zo + Hp]
-        scatter_all(G, Hp, 0, D, zo, vals, ptr[i], idx, ptr[i], ptr[i + 1] - ptr[i], nch)
+        for j in range(Hp):
+            gb1[j] += D2[i, j]
+        scatter_all(G, Hp, 0, Df, i * Hp, vals, ptr[i], idx, ptr[i], ptr[i + 1] - ptr[i], nch)
 
 
 @jit()
 def _slice_gradient(Xf, F, y, rows, lo, hi, P, W2T, G, H, C, act, scale, ws, hidx, cidx):
     """Forward and backward passes over samples ``rows[lo:hi]`` (in blocks), gradient of
     ``scale * sum of losses`` added to G. Returns the summed loss (float64)."""
-    idx, vals, ptr, lab, ZV, Z, DV, D, SV, S = ws
+    idx, vals, ptr, lab, Z, D, S, scratch = ws
+    b1, b2 = _bias_views(P, F, H, C)
+    gb1, gb2 = _bias_views(G, F, H, C)
     loss = 0.0
     for b in range(lo, hi, BLOCK):
         e = min(b + BLOCK, hi)
         n = e - b
         _block_rows(Xf, F, rows, b, e, y, idx, vals, ptr, lab)
-        _block_forward(P, F, H, C, act, idx, vals, ptr, n, ZV, Z, S, hidx, Xf, rows, e, hi)
-        loss += _block_softmax(SV, S, n, C, lab, scale, True)
-        _block_backward(P, W2T, G, F, H, C, act, idx, vals, ptr, n, ZV, Z, DV, D, S, hidx, cidx)
+        _block_forward(P, b1, b2, F, H, C, act, idx, vals, ptr, n, Z, S, hidx, Xf, rows, e, hi)
+        loss += _block_softmax(S, n, C, lab, scale, True, scratch)
+        _block_backward(P, W2T, G, gb1, gb2, F, H, C, act, idx, vals, ptr, n, Z, D, S, hidx,
+                        cidx)
     return loss
 
 
@@ -784,12 +891,12 @@ def _coefficients(step, optimizer, hyper, like):
 
 
 @jit()
-def _update_range(theta, grad, m, v, lo, hi, optimizer, k, penalised, clear):
+def _update_range(theta, grad, m, v, lo, hi, optimizer, k, penalised):
     """One optimizer step on ``theta[lo:hi]`` in place (rules: ``reference.py``), with the
-    gradient ``grad + l2 * theta`` if ``penalised``; zeroes ``grad[lo:hi]`` if ``clear``.
-    ``k`` from ``_coefficients``: momentum/nesterov c1 = mu; rmsprop c1 = alpha, c2 = 1 - alpha,
-    c3 = eps; adam lr = lr / (1 - b1^t), c1 = b1, c2 = 1 - b1, c3 = b2, c4 = 1 - b2,
-    c5 = sqrt(1 - b2^t), c6 = eps."""
+    gradient ``grad + l2 * theta`` if ``penalised``. ``k`` from ``_coefficients``:
+    momentum/nesterov c1 = mu; rmsprop c1 = alpha, c2 = 1 - alpha, c3 = eps; adam
+    lr = lr / (1 - b1^t), c1 = b1, c2 = 1 - b1, c3 = b2, c4 = 1 - b2, c5 = sqrt(1 - b2^t),
+    c6 = eps. (Each loop vectorises: no branch inside, indices from 0.)"""
     lr = k[0]
     c1 = k[1]
     c2 = k[2]
@@ -798,42 +905,37 @@ def _update_range(theta, grad, m, v, lo, hi, optimizer, k, penalised, clear):
     c5 = k[5]
     c6 = k[6]
     l2 = k[7] if penalised else typed(0.0, k)
-    zero = typed(0.0, theta)
+    # Views indexed from 0: numba then knows the index is not negative and emits no
+    # wraparound code, which would stop the loops from vectorising.
+    theta = theta[lo:hi]
+    grad = grad[lo:hi]
+    m = m[lo:hi]
+    v = v[lo:hi]
     if optimizer == codes.GD:
-        for p in range(lo, hi):
+        for p in range(theta.size):
             g = grad[p] + l2 * theta[p]
-            if clear:
-                grad[p] = zero
             theta[p] -= lr * g
     elif optimizer == codes.MOMENTUM:
-        for p in range(lo, hi):
+        for p in range(theta.size):
             g = grad[p] + l2 * theta[p]
-            if clear:
-                grad[p] = zero
             b = c1 * m[p] + g
             m[p] = b
             theta[p] -= lr * b
     elif optimizer == codes.NESTEROV:
-        for p in range(lo, hi):
+        for p in range(theta.size):
             g = grad[p] + l2 * theta[p]
-            if clear:
-                grad[p] = zero
             b = c1 * m[p] + g
             m[p] = b
             theta[p] -= lr * (g + c1 * b)
     elif optimizer == codes.RMSPROP:
-        for p in range(lo, hi):
+        for p in range(theta.size):
             g = grad[p] + l2 * theta[p]
-            if clear:
-                grad[p] = zero
             s = c1 * v[p] + c2 * (g * g)
             v[p] = s
             theta[p] -= lr * g / (np.sqrt(s) + c3)
     else:
-        for p in range(lo, hi):
+        for p in range(theta.size):
             g = grad[p] + l2 * theta[p]
-            if clear:
-                grad[p] = zero
             a = c1 * m[p] + c2 * g
             s = c3 * v[p] + c4 * (g * g)
             m[p] = a
@@ -842,30 +944,86 @@ def _update_range(theta, grad, m, v, lo, hi, optimizer, k, penalised, clear):
 
 
 @jit()
-def _step_range(P, Gs, M, V, lo, hi, nt, F, H, C, optimizer, k):
-    """Optimizer step on packed parameters ``[lo, hi)``: sum the ``nt`` gradient rows into
-    ``Gs[0]`` (thread order, other rows zeroed), update (l2 on W1 and W2 only), clear ``Gs[0]``.
-    Element-wise, so splitting the range between threads does not change the result."""
+def _step(P, G, M, V, F, H, C, step, optimizer, hyper, W2T):
+    """Optimizer step ``step`` on the packed parameters (l2 on W1 and W2 only), then zero G and
+    refresh the transposed copy of W2."""
     Hp, Cp, ob1, ow2, ob2, size = _offsets(F, H, C)
-    G = Gs[0]
-    zero = typed(0.0, P)
-    for t in range(1, nt):
-        Gt = Gs[t]
-        for p in range(lo, hi):
-            G[p] += Gt[p]
-            Gt[p] = zero
-    # l2 on the weight segments [0, ob1) and [ow2, ob2) only; literal flags keep each call a
-    # specialised, vectorised loop.
-    _update_range(P, G, M, V, max(0, lo), min(ob1, hi), optimizer, k, True, True)
-    _update_range(P, G, M, V, max(ob1, lo), min(ow2, hi), optimizer, k, False, True)
-    _update_range(P, G, M, V, max(ow2, lo), min(ob2, hi), optimizer, k, True, True)
-    _update_range(P, G, M, V, max(ob2, lo), min(size, hi), optimizer, k, False, True)
+    k = _coefficients(step, optimizer, hyper, P)
+    # Literal flags keep each call a specialised, vectorised loop.
+    _update_range(P, G, M, V, 0, ob1, optimizer, k, True)
+    _update_range(P, G, M, V, ob1, ow2, optimizer, k, False)
+    _update_range(P, G, M, V, ow2, ob2, optimizer, k, True)
+    _update_range(P, G, M, V, ob2, size, optimizer, k, False)
+    G[:] = typed(0.0, P)
+    _transpose_w2(P, F, H, C, W2T)
 
 
 # ================================================================================ epoch drivers
+# A training epoch is a sequence of blocks (at most BLOCK samples, never straddling two
+# minibatches). Compressing a block's rows to CSR does not depend on the weights, so with two
+# threads a producer (``_produce``, in a Python thread, releasing the GIL) compresses blocks
+# ahead into a ring of slots while the epoch kernel (the consumer) trains. The consumer never
+# waits: a block whose slot is not ready yet it compresses itself. The CSR is the same whoever
+# builds it, so the result does not depend on the thread count or on timing.
+
 @jit()
-def _prepare(X, theta, m, v, H, C, nt):
-    """Packed copies of theta, m, v; per-thread gradient rows; W2T; index helpers."""
+def _blocks(order_size, batch_size):
+    """``(lo, hi)`` of every block of the epoch, in order."""
+    count = 0
+    for start in range(0, order_size, batch_size):
+        stop = min(start + batch_size, order_size)
+        count += (stop - start + BLOCK - 1) // BLOCK
+    bounds = np.empty((count, 2), np.int64)
+    b = 0
+    for start in range(0, order_size, batch_size):
+        stop = min(start + batch_size, order_size)
+        for lo in range(start, stop, BLOCK):
+            bounds[b, 0] = lo
+            bounds[b, 1] = min(lo + BLOCK, stop)
+            b += 1
+    return bounds
+
+
+@jit()
+def _ring(slots, F, dtype):
+    """Slots for compressed blocks: ``(idx, vals, ptr, lab, ready, consumed)``; ``ready[s]`` is
+    the block number published in slot ``s`` (-1: none), ``consumed[0]`` the number of blocks
+    the consumer is done with."""
+    idx = np.empty((slots, BLOCK * F + LANES), np.int32)
+    vals = _aligned(slots * (BLOCK * F + LANES), dtype).reshape((slots, BLOCK * F + LANES))
+    ptr = np.zeros((slots, BLOCK + 1), np.int64)
+    lab = np.zeros((slots, BLOCK), np.int64)
+    ready = np.full(max(slots, 1), -1, np.int64)
+    consumed = np.zeros(1, np.int64)
+    return idx, vals, ptr, lab, ready, consumed
+
+
+@jit()
+def _produce(X, y, order, bounds, ring, first):
+    """Compress blocks ``first, first + 1, ...`` into their ring slots until a slot is still in
+    use (returns the next block to do) or all blocks are done (returns ``len(bounds)``)."""
+    idx, vals, ptr, lab, ready, consumed = ring
+    N, F = X.shape
+    Xf = X.reshape(N * F)
+    slots = idx.shape[0]
+    b = first
+    while b < bounds.shape[0]:
+        done = load_acquire(consumed, 0)
+        if b < done:
+            b = done  # the consumer got there first and compressed those itself
+            continue
+        if b - done >= slots:
+            return b  # ring full: slot b % slots still holds block b - slots
+        s = b % slots
+        _block_rows(Xf, F, order, bounds[b, 0], bounds[b, 1], y, idx[s], vals[s], ptr[s], lab[s])
+        store_release(ready, s, b)
+        b += 1
+    return b
+
+
+@jit()
+def _prepare(X, theta, m, v, H, C):
+    """Packed copies of theta, m, v; a zero gradient; W2T; index helpers."""
     N, F = X.shape
     Hp, Cp, ob1, ow2, ob2, size = _offsets(F, H, C)
     P = _aligned(size, X.dtype)
@@ -874,35 +1032,55 @@ def _prepare(X, theta, m, v, H, C, nt):
     _pack(theta, F, H, C, P)
     _pack(m, F, H, C, M)
     _pack(v, F, H, C, V)
-    row = _lanes(size)
-    Gs = _aligned(nt * row, X.dtype).reshape((nt, row))
-    Gs[:, :] = 0
+    G = _aligned(size, X.dtype)
+    G[:] = 0
     W2T = _aligned(C * Hp, X.dtype)
     W2T[:] = 0
     _transpose_w2(P, F, H, C, W2T)
     hidx = np.arange(H).astype(np.int32)
     cidx = np.arange(C).astype(np.int32)
-    return P, M, V, Gs, W2T, hidx, cidx
+    return P, M, V, G, W2T, hidx, cidx
 
 
 @jit()
-def _train_epoch_serial(X, y, order, batch_size, theta, m, v, step, H, C, act, optimizer, hyper):
+def _train_epoch(X, y, order, batch_size, theta, m, v, step, H, C, act, optimizer, hyper, bounds,
+                 ring):
     N, F = X.shape
     Xf = X.reshape(N * F)
-    P, M, V, Gs, W2T, hidx, cidx = _prepare(X, theta, m, v, H, C, 1)
-    G = Gs[0]
-    ws = _workspace(F, H, C, X.dtype)
+    P, M, V, G, W2T, hidx, cidx = _prepare(X, theta, m, v, H, C)
+    b1, b2 = _bias_views(P, F, H, C)
+    gb1, gb2 = _bias_views(G, F, H, C)
+    own = _workspace(F, H, C, X.dtype)
+    idx, vals, ptr, lab, Z, D, S, scratch = own
+    r_idx, r_vals, r_ptr, r_lab, ready, consumed = ring
+    slots = r_idx.shape[0]
     total = 0.0
     batches = 0
+    b = 0
     for start in range(0, order.size, batch_size):
         stop = min(start + batch_size, order.size)
         scale = typed(1.0, X) / typed(stop - start, X)
-        loss = _slice_gradient(Xf, F, y, order, start, stop, P, W2T, G, H, C, act, scale, ws,
-                               hidx, cidx)
+        loss = 0.0
+        while b < bounds.shape[0] and bounds[b, 0] < stop:
+            lo, hi = bounds[b, 0], bounds[b, 1]
+            n = hi - lo
+            s = b % max(slots, 1)
+            if slots > 0 and load_acquire(ready, s) == b:
+                c_idx, c_vals, c_ptr, c_lab = r_idx[s], r_vals[s], r_ptr[s], r_lab[s]
+            else:
+                _block_rows(Xf, F, order, lo, hi, y, idx, vals, ptr, lab)
+                c_idx, c_vals, c_ptr, c_lab = idx, vals, ptr, lab
+            # Prefetch the next block's rows only when compressing them ourselves.
+            ahead = hi if slots == 0 else order.size
+            _block_forward(P, b1, b2, F, H, C, act, c_idx, c_vals, c_ptr, n, Z, S, hidx, Xf,
+                           order, ahead, stop)
+            loss += _block_softmax(S, n, C, c_lab, scale, True, scratch)
+            _block_backward(P, W2T, G, gb1, gb2, F, H, C, act, c_idx, c_vals, c_ptr, n, Z, D,
+                            S, hidx, cidx)
+            b += 1
+            store_release(consumed, 0, b)
         step += 1
-        k = _coefficients(step, optimizer, hyper, P)
-        _step_range(P, Gs, M, V, 0, P.size, 1, F, H, C, optimizer, k)
-        _transpose_w2(P, F, H, C, W2T)
+        _step(P, G, M, V, F, H, C, step, optimizer, hyper, W2T)
         total += loss / (stop - start)
         batches += 1
     _unpack(P, F, H, C, theta)
@@ -911,83 +1089,54 @@ def _train_epoch_serial(X, y, order, batch_size, theta, m, v, step, H, C, act, o
     return total / batches, step
 
 
-@jit(parallel=True)
-def _train_epoch_parallel(X, y, order, batch_size, theta, m, v, step, H, C, act, optimizer,
-                          hyper, nt):
-    N, F = X.shape
-    Xf = X.reshape(N * F)
-    P, M, V, Gs, W2T, hidx, cidx = _prepare(X, theta, m, v, H, C, nt)
-    spaces = [_workspace(F, H, C, X.dtype) for _ in range(nt)]
-    losses = np.zeros(nt)
-    total = 0.0
-    batches = 0
-    for start in range(0, order.size, batch_size):
-        stop = min(start + batch_size, order.size)
-        n = stop - start
-        scale = typed(1.0, X) / typed(n, X)
-        # Static partition: thread slot t always takes the same contiguous slice and its own
-        # gradient row, so the sums (and the result) do not depend on scheduling.
-        for t in prange(nt):
-            lo = start + n * t // nt
-            hi = start + n * (t + 1) // nt
-            losses[t] = _slice_gradient(Xf, F, y, order, lo, hi, P, W2T, Gs[t], H, C, act,
-                                        scale, spaces[t], hidx, cidx)
-        step += 1
-        k = _coefficients(step, optimizer, hyper, P)
-        if _PAR_MODE == 2:
-            for t in prange(nt):
-                lo = _lanes(P.size * t // nt)
-                hi = _lanes(P.size * (t + 1) // nt) if t < nt - 1 else P.size
-                _step_range(P, Gs, M, V, lo, hi, nt, F, H, C, optimizer, k)
-        else:
-            _step_range(P, Gs, M, V, 0, P.size, nt, F, H, C, optimizer, k)
-        _transpose_w2(P, F, H, C, W2T)
-        loss = 0.0
-        for t in range(nt):
-            loss += losses[t]
-        total += loss / n
-        batches += 1
-    _unpack(P, F, H, C, theta)
-    _unpack(M, F, H, C, m)
-    _unpack(V, F, H, C, v)
-    return total / batches, step
-
-
 @jit()
-def _forward_blocks(X, theta, H, C, act, y, Hout, Pout):
-    """Forward pass over all rows of X. Writes hidden activations / probabilities to Hout / Pout
-    when they have rows; returns ``(summed loss against y, correct predictions)`` when y has
-    rows."""
+def _forward_blocks(X, labels, theta, H, C, act, Hout, Pout, bounds, ring):
+    """Forward pass over the rows of X in order, in the blocks ``bounds`` (compressed blocks
+    taken from ``ring`` when published there, as in ``_train_epoch``). Writes hidden
+    activations / probabilities to Hout / Pout when they have rows; returns ``(summed loss
+    against labels, correct predictions)``."""
     N, F = X.shape
     Xf = X.reshape(N * F)
     Hp, Cp, ob1, ow2, ob2, size = _offsets(F, H, C)
     P = _aligned(size, X.dtype)
     _pack(theta, F, H, C, P)
-    idx, vals, ptr, lab, ZV, Z, DV, D, SV, S = _workspace(F, H, C, X.dtype)
+    b1, b2 = _bias_views(P, F, H, C)
+    idx, vals, ptr, lab, Z, D, S, scratch = _workspace(F, H, C, X.dtype)
+    r_idx, r_vals, r_ptr, r_lab, ready, consumed = ring
+    slots = r_idx.shape[0]
+    Z2 = Z[2]
+    S2 = S[2]
     hidx = np.arange(H).astype(np.int32)
     rows = np.arange(N)
-    labels = y if y.size == N else np.zeros(N, np.int64)
     want_outputs = Hout.shape[0] == N
     loss = 0.0
     correct = 0
-    for b in range(0, N, BLOCK):
-        e = min(b + BLOCK, N)
-        n = e - b
-        _block_rows(Xf, F, rows, b, e, labels, idx, vals, ptr, lab)
-        _block_forward(P, F, H, C, act, idx, vals, ptr, n, ZV, Z, S, hidx, Xf, rows, e, N)
+    for blk in range(bounds.shape[0]):
+        lo, hi = bounds[blk, 0], bounds[blk, 1]
+        n = hi - lo
+        s = blk % max(slots, 1)
+        if slots > 0 and load_acquire(ready, s) == blk:
+            c_idx, c_vals, c_ptr, c_lab = r_idx[s], r_vals[s], r_ptr[s], r_lab[s]
+        else:
+            _block_rows(Xf, F, rows, lo, hi, labels, idx, vals, ptr, lab)
+            c_idx, c_vals, c_ptr, c_lab = idx, vals, ptr, lab
+        ahead = hi if slots == 0 else N
+        _block_forward(P, b1, b2, F, H, C, act, c_idx, c_vals, c_ptr, n, Z, S, hidx, Xf, rows,
+                       ahead, N)
         for i in range(n):
             best = 0
             for c in range(1, C):
-                if S[i * Cp + c] > S[i * Cp + best]:
+                if S2[i, c] > S2[i, best]:
                     best = c
-            correct += best == lab[i]
-        loss += _block_softmax(SV, S, n, C, lab, typed(1.0, X), False)
+            correct += best == c_lab[i]
+        loss += _block_softmax(S, n, C, c_lab, typed(1.0, X), False, scratch)
         if want_outputs:
             for i in range(n):
                 for j in range(H):
-                    Hout[b + i, j] = Z[i * Hp + j]
+                    Hout[lo + i, j] = Z2[i, j]
                 for c in range(C):
-                    Pout[b + i, c] = S[i * Cp + c]
+                    Pout[lo + i, c] = S2[i, c]
+        store_release(consumed, 0, blk + 1)
     return loss, correct
 
 
@@ -996,8 +1145,7 @@ def _gradient_all(X, y, theta, grad, H, C, act, l2):
     """Mean loss over all rows of X (one minibatch); its penalised gradient into ``grad``."""
     N, F = X.shape
     Xf = X.reshape(N * F)
-    P, M, V, Gs, W2T, hidx, cidx = _prepare(X, theta, theta, theta, H, C, 1)
-    G = Gs[0]
+    P, M, V, G, W2T, hidx, cidx = _prepare(X, theta, theta, theta, H, C)
     ws = _workspace(F, H, C, X.dtype)
     rows = np.arange(N)
     scale = typed(1.0, X) / typed(N, X)
@@ -1015,7 +1163,7 @@ def _gradient_all(X, y, theta, grad, H, C, act, l2):
 @jit()
 def _update_flat(theta, grad, m, v, step, optimizer, hyper):
     k = _coefficients(step, optimizer, hyper, theta)
-    _update_range(theta, grad, m, v, 0, theta.size, optimizer, k, False, False)
+    _update_range(theta, grad, m, v, 0, theta.size, optimizer, k, False)
 
 
 # ================================================================================ public API
@@ -1079,7 +1227,8 @@ def forward(X, theta, hidden_size, n_classes, activation):
                          f"got shape {theta.shape}")
     Hout = np.empty((X.shape[0], H), X.dtype)
     Pout = np.empty((X.shape[0], C), X.dtype)
-    _forward_blocks(X, theta, H, C, int(activation), _readonly(np.zeros(0, np.int64)), Hout, Pout)
+    labels = _readonly(np.zeros(X.shape[0], np.int64))
+    _run_blocks(_forward_blocks, X, labels, theta, H, C, int(activation), Hout, Pout)
     return Hout, Pout
 
 
@@ -1095,7 +1244,8 @@ def evaluate(X, y, theta, hidden_size, n_classes, activation):
     if X.shape[0] == 0:
         return math.nan, math.nan
     empty = np.empty((0, 0), X.dtype)
-    loss, correct = _forward_blocks(X, theta, H, C, int(activation), y, empty, empty)
+    loss, correct = _run_blocks(_forward_blocks, X, y, theta, H, C, int(activation), empty,
+                                empty)
     return float(loss / X.shape[0]), float(correct / X.shape[0])
 
 
@@ -1149,12 +1299,52 @@ def train_epoch(X, y, order, batch_size, theta, m, v, step, hidden_size, n_class
     v = _state("v", v, X.dtype, size)
     args = (X, y, order, int(batch_size), theta, m, v, int(step), H, C, int(activation),
             int(optimizer), _hyper(hyper))
-    threads = numba.get_num_threads()
-    if threads > 1 and not JIT_DISABLED:
-        loss, step = _train_epoch_parallel(*args, threads)
+    bounds = _blocks(order.size, int(batch_size))
+    if _use_producer(bounds):
+        loss, step = _with_producer(_train_epoch, args, X, y, order, bounds)
     else:
-        loss, step = _train_epoch_serial(*args)
+        loss, step = _train_epoch(*args, bounds, _ring(0, X.shape[1], X.dtype))
     return float(loss), int(step)
+
+
+def _use_producer(bounds):
+    return numba.get_num_threads() > 1 and not JIT_DISABLED and len(bounds) > RING_SLOTS
+
+
+def _run_blocks(kernel, X, labels, *args):
+    """``kernel`` (``_forward_blocks``) over the rows of X in order, with a producer thread when
+    there are threads to spare."""
+    rows = np.arange(X.shape[0], dtype=np.int64)
+    bounds = _blocks(X.shape[0], max(1, X.shape[0]))
+    if _use_producer(bounds):
+        return _with_producer(kernel, (X, labels, *args), X, labels, _readonly(rows), bounds)
+    return kernel(X, labels, *args, bounds, _ring(0, X.shape[1], X.dtype))
+
+
+def _with_producer(kernel, args, X, labels, rows, bounds):
+    """``kernel(*args, bounds, ring)`` while a producer thread compresses the blocks of
+    ``X[rows]`` ahead into ``ring`` (see "epoch drivers"). The producer returns to Python only
+    when the ring is full, and then sleeps briefly: it never spins on a core the trainer or
+    another process could use."""
+    ring = _ring(RING_SLOTS, X.shape[1], X.dtype)
+    consumed = ring[5]
+    finished = threading.Event()
+
+    def produce():
+        b = 0
+        while b < len(bounds) and not finished.is_set():
+            b = _produce(X, labels, rows, bounds, ring, b)
+            if b < len(bounds):
+                finished.wait(50e-6)
+
+    producer = threading.Thread(target=produce, name="ffnn-compress", daemon=True)
+    producer.start()
+    try:
+        return kernel(*args, bounds, ring)
+    finally:
+        finished.set()
+        consumed[0] = len(bounds)
+        producer.join()
 
 
 _WARM: set = set()
@@ -1165,8 +1355,7 @@ def warm_up(dtype: str) -> None:
 
     Called by ``ffnn.train`` before its timed loop, and meant to be called once in a parent
     process before it starts workers (several processes writing numba's cache at once has
-    crashed numba). The parallel epoch kernel is compiled without being run, so no OpenMP
-    thread pool is started here.
+    crashed numba).
     """
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
@@ -1188,10 +1377,8 @@ def warm_up(dtype: str) -> None:
     update(theta, grad, m, v, 1, codes.ADAM, hyper)
     with _threads(1):
         train_epoch(X, y, order, 2, theta, m, v, 0, H, C, codes.ELU, codes.ADAM, hyper)
-    if not JIT_DISABLED:
-        args = (_readonly(X), _readonly(y), _readonly(order), 2, theta, m, v, 0, H, C, 0, 0,
-                _readonly(hyper), 2)
-        _train_epoch_parallel.compile(tuple(numba.typeof(a) for a in args))
+    ring = _ring(1, F, dtype)
+    _produce(_readonly(X), _readonly(y), _readonly(order), _blocks(N, 2), ring, 0)
     _WARM.add(dtype)
 
 

@@ -5,6 +5,14 @@ import pytest
 import ffnn
 
 
+@pytest.fixture(autouse=True)
+def _run_in_a_scratch_directory(tmp_path, monkeypatch):
+    """Every test runs in its own empty directory: nothing lands in the checkout, and the
+    subprocesses a test starts (``python -c``, ``python -m``) import the installed ffnn rather
+    than the checkout's source tree, which the current directory would otherwise shadow."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture(scope="session")
 def small_mnist():
     """2,000 training, 500 validation and 500 test images."""

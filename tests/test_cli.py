@@ -54,7 +54,7 @@ def test_help_of_every_command_lists_its_options():
                   "--test-size", "--split-seed", "--save"],
         "study": ["--file", "--repeats", "--max-epochs", "--out", "--workers", "--scheduler",
                   "--backend", "--data", "--train-size", "--val-size", "--test-size",
-                  "--split-seed", "--seed", "--fresh"],
+                  "--split-seed", "--seed", "--fresh", "--no-group"],
         "report": ["DIRECTORY"],
         "studies": ["List the built-in studies"],
     }

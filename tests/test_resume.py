@@ -1,5 +1,6 @@
 """Resume after kill -9, truncated records, changed flags, and identical records from every
-executor (in-process, worker processes, Dask)."""
+executor (in-process, worker processes, Dask). With the numba backend the two settings of a
+repeat are trained together (grouped); with the NumPy backend one by one."""
 
 import os
 import signal
@@ -17,10 +18,10 @@ from ffnn.results import canonical_json, non_timing
 
 STUDY = ('name = "resume"\nparameter = "optimizer"\nvalues = ["adam", "nesterov"]\n'
          '[base]\nlearning_rate = 0.01\nearly_stopping = false\n')
-# 2 settings x 3 repeats; 30 epochs on 2,000 images make each run last ~0.2 s, long enough to
-# catch the process between two records.
+# 2 settings x 3 repeats; 30 epochs on 2,000 images make each task (a run with NumPy, a group
+# of two with numba) last ~0.2 s, long enough to catch the process between two tasks.
 SLOW = ["--repeats", "3", "--max-epochs", "30", "--train-size", "2000", "--val-size", "200",
-        "--test-size", "200", "--backend", "numpy"]
+        "--test-size", "200"]
 TOTAL = 6
 # 2 settings x 2 repeats x 2 epochs for the executor comparisons.
 TINY = ["--repeats", "2", "--max-epochs", "2", "--train-size", "300", "--val-size", "100",
@@ -57,13 +58,15 @@ def complete_records(path):
     return path.read_bytes().count(b"\n") if path.exists() else 0
 
 
-def test_kill_9_then_rerun_computes_exactly_the_missing_runs(tmp_path, study_file):
+@BACKENDS
+def test_kill_9_then_rerun_computes_exactly_the_missing_runs(tmp_path, study_file, backend):
+    flags = [*SLOW, "--backend", backend]
     out = tmp_path / "killed"
     results = out / "resume" / "results.jsonl"
     package_root = str(Path(ffnn.__file__).resolve().parent.parent)
     env = {**os.environ,
            "PYTHONPATH": os.pathsep.join([package_root, os.environ.get("PYTHONPATH", "")])}
-    command = [sys.executable, "-m", "ffnn.cli", "study", "--file", str(study_file), *SLOW,
+    command = [sys.executable, "-m", "ffnn.cli", "study", "--file", str(study_file), *flags,
                "--workers", "1", "--out", str(out)]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE)
@@ -83,16 +86,17 @@ def test_kill_9_then_rerun_computes_exactly_the_missing_runs(tmp_path, study_fil
     # a record cut short by the kill (simulated: half of a line, no newline) is ignored
     with open(results, "ab") as f:
         f.write(results.read_bytes().splitlines(keepends=True)[0][:100])
-    invoke("study", "--file", study_file, *SLOW, "--workers", "1", "--out", out)
+    invoke("study", "--file", study_file, *flags, "--workers", "1", "--out", out)
     log = (out / "logs" / "resume.log").read_text()
     assert f"{TOTAL} runs; {k} already recorded, {TOTAL - k} to run" in log
     assert f"study resume done: {TOTAL - k} computed, {k} recorded before" in log
     assert "ignored 1 incomplete record" in log
     records = ffnn.load_results(out)
     assert len(records) == TOTAL and len({r["key"] for r in records}) == TOTAL
+    assert {r["grouped"] for r in records} == {backend == "numba"}
 
     reference = tmp_path / "uninterrupted"
-    invoke("study", "--file", study_file, *SLOW, "--workers", "1", "--out", reference)
+    invoke("study", "--file", study_file, *flags, "--workers", "1", "--out", reference)
     assert table_without_times(out, "resume") == table_without_times(reference, "resume")
     assert by_key(out) == by_key(reference)
 
@@ -128,8 +132,9 @@ def test_two_worker_processes_give_the_same_records_as_one(tmp_path, study_file,
     invoke("study", "--file", study_file, *flags, "--workers", "2", "--out", tmp_path / "two")
     one, two = by_key(tmp_path / "one"), by_key(tmp_path / "two")
     assert len(one) == 4 and one == two
-    pids = {r["worker"]["pid"] for r in ffnn.load_results(tmp_path / "two")}
-    assert os.getpid() not in pids
+    records = ffnn.load_results(tmp_path / "two")
+    assert {r["grouped"] for r in records} == {backend == "numba"}
+    assert os.getpid() not in {r["worker"]["pid"] for r in records}
 
 
 @BACKENDS
@@ -139,8 +144,8 @@ def test_dask_local_cluster_gives_the_same_records(tmp_path, study_file, backend
     invoke("study", "--file", study_file, *flags, "--workers", "1", "--out", tmp_path / "one")
     # Workers in this process (threads), so they share its compiled kernels: no two processes
     # race on numba's on-disk cache. Two threads run two tasks at once; with the numba backend
-    # each run (threads=1) takes the serial epoch kernel, so no parallel region is entered from
-    # two threads (which numba's workqueue threading layer would abort on).
+    # the tasks are groups (train_many, threads=1), whose kernels hold the GIL, so no parallel
+    # region is entered from two threads at once (numba's workqueue layer would abort on it).
     with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
                                   dashboard_address=None) as cluster:
         invoke("study", "--file", study_file, *flags, "--scheduler", cluster.scheduler_address,
