@@ -43,7 +43,7 @@ DIGESTS = {}
 
 def run_child(cache_dir, dtype):
     env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir,
-               PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+               PYTHONPATH=os.pathsep.join(p or os.getcwd() for p in sys.path))
     out = subprocess.run([sys.executable, "-c", CHILD, dtype], env=env, check=True,
                          capture_output=True, text=True).stdout.split()
     return float(out[-3]), float(out[-2]), out[-1]

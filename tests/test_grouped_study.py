@@ -146,3 +146,23 @@ def test_no_group_never_reuses_grouped_records_and_back_again_reuses_all(grouped
     assert "6 runs; 0 already recorded, 6 to run" in second
     assert "6 records from other flags or data are kept but not used" in second
     assert "6 runs; 6 already recorded, 0 to run" in third
+
+
+def test_worker_threads_give_the_same_grouped_records(grouped_and_not, tmp_path):
+    """The API's thread executor (measured against worker processes, see docs) computes the same
+    records as this process alone: single-threaded groups are bitwise reproducible."""
+    from ffnn.results import canonical_json, non_timing
+    from ffnn.runner import DataSpec, run_studies
+    from ffnn.study_specs import load_study_file
+
+    out, _ = grouped_and_not
+    spec = load_study_file(out.parent / "widths.toml")
+    options = StudyOptions(repeats=2, max_epochs=3, data=DataSpec(
+        train_size=400, val_size=200, test_size=500))
+    run_studies([spec], options, tmp_path, workers=2, executor="threads", console=False)
+    threads = {r["key"]: r for r in ffnn.load_results(tmp_path)}
+    alone = {r["key"]: r for r in ffnn.load_results(out) if r["grouped"]}
+    assert set(threads) == set(alone) and len(alone) == 6
+    for key, record in threads.items():
+        assert canonical_json(non_timing(record)) == canonical_json(non_timing(alone[key]))
+    assert {r["worker"]["thread"] for r in threads.values()} <= {"ffnn-study_0", "ffnn-study_1"}

@@ -262,6 +262,17 @@ def test_weights_do_not_depend_on_the_thread_count(small_mnist):
     assert one.model.theta.tobytes() == two.model.theta.tobytes()
 
 
+def test_the_faster_way_to_run_is_chosen_and_the_other_probed_again():
+    modes = numba_backend._ModeChooser(probe_every=4)
+    picks = []
+    for seconds in ({True: 2.0, False: 1.0}, ) * 8:
+        producer = modes.choose("w")
+        picks.append(producer)
+        modes.record("w", producer, seconds[producer])
+    # first with the producer, then without; then the faster (without), the other every 4th call
+    assert picks == [True, False, False, True, False, False, False, True]
+
+
 TRAIN_AND_HASH = """
 import hashlib, ffnn
 config = ffnn.TrainConfig(hidden_size=30, max_epochs=2, early_stopping=False, threads=1)
@@ -271,7 +282,7 @@ print(hashlib.sha256(result.model.theta.tobytes()).hexdigest())
 
 
 def test_single_thread_weights_are_bitwise_identical_across_processes(small_mnist):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p or os.getcwd() for p in sys.path))
     digests = [subprocess.run([sys.executable, "-c", TRAIN_AND_HASH], env=env, check=True,
                               capture_output=True, text=True).stdout.split()[-1]
                for _ in range(2)]
