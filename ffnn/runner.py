@@ -11,10 +11,15 @@ per-epoch time of their configuration); runs trained alone report measured wall 
 
 Executors: ``workers=1`` computes in this process; ``workers=N`` in N local processes
 (``ProcessPoolExecutor``, spawn context; each worker loads the data once in its initializer);
-``scheduler=ADDRESS`` on a Dask distributed cluster (one task per worker thread). Workers only
-compute: they return records, and this process alone writes them (``ResultStore``).
+``scheduler=ADDRESS`` on a Dask distributed cluster (one task per worker thread);
+``executor="threads"`` (Python only) in N threads of this process. On 2 cores two processes and
+two threads tie, and both beat one process running each group on two threads
+(``StudyOptions.threads=2``) by ~20 % (measured; see the README's study section), so the CLI
+uses processes. Workers only compute: they return records, and this process alone writes them
+(``ResultStore``).
 
-Before any worker starts, this process compiles the kernels (``backend.warm_up``), so numba's
+Before any worker starts, this process compiles the kernels (``backend.warm_up`` and, for
+grouped tasks, ``kernels.grouped.warm_up``), so numba's
 on-disk cache is written once and workers only load it; every worker warms up again before its
 first run, so no ``train_time`` includes compilation.
 
