@@ -14,6 +14,13 @@ from workloads import N_TRAIN, N_VAL, THREADS
 import ffnn
 from ffnn.threads import available_cores, blas_info
 
+_LOAD_AT_START = {}
+
+
+def pytest_sessionstart(session):
+    if hasattr(os, "getloadavg"):
+        _LOAD_AT_START["load"] = list(os.getloadavg())
+
 
 @pytest.fixture(scope="session")
 def mnist():
@@ -57,6 +64,8 @@ def pytest_benchmark_update_machine_info(config, machine_info):
         "omp_env": {k: v for k, v in os.environ.items() if k.startswith(("OMP_", "MKL_"))},
         "threadpools": blas_info(),
         "recorded_at": time.strftime("%Y-%m-%d %H:%M:%S"),
-        # Other processes on the machine at the start (1, 5, 15-minute load averages).
-        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        # Other processes on the machine (1, 5, 15-minute load averages) when the session
+        # started and when it ended (the benchmarks themselves add about 1-2).
+        "load_average": _LOAD_AT_START.get("load"),
+        "load_average_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
     }

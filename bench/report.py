@@ -102,10 +102,15 @@ def footnote(data):
     env = info.get("openblas_env") or {}
     env_text = ", ".join(f"{k}={v}" for k, v in env.items()) or "no OPENBLAS_* variables set"
     commit = data.get("commit_info", {})
-    load = info.get("load_average")
-    load_text = (f" Load average when the run started (1/5/15 min): "
-                 f"{load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (other processes share the "
-                 f"machine; above ~0.5 expect noisy figures)." if load else "")
+    load, end = info.get("load_average"), info.get("load_average_end")
+    load_text = ""
+    if load:
+        load_text = (f" Load average (1/5/15 min) when the run started: {load[0]:.2f} / "
+                     f"{load[1]:.2f} / {load[2]:.2f}")
+        if end:
+            load_text += f", when it ended: {end[0]:.2f} / {end[1]:.2f} / {end[2]:.2f}"
+        load_text += (" (the benchmarks themselves add 1-2; a start value above ~0.5 means "
+                      "other processes shared the machine).")
     return [
         f"Machine: {info.get('cpu_model', machine.get('cpu', {}).get('brand_raw', '?'))}, "
         f"{info.get('cores_available', '?')} cores available; every implementation ran with "
