@@ -29,7 +29,9 @@ Design (measured choices in ``docs/kernels.md``):
   (``numba.get_num_threads()``) a second thread compresses the next blocks' rows ahead (a
   producer filling a ring of slots; the trainer never waits for it and compresses a block itself
   when its slot is not ready). The compressed rows are the same whoever builds them, so results
-  are bitwise identical for every thread count. Splitting minibatches between threads instead
+  are bitwise identical for every thread count. Each workload is timed with and without the
+  producer and runs the faster way (``_ModeChooser``): a second thread only pays when a core is
+  idle. Splitting minibatches between threads instead
   was measured and dropped (``docs/kernels.md``): up to 1.8x faster on an idle 2-core machine,
   10-50x slower as soon as other processes competed for the cores (every minibatch ends in a
   barrier that a preempted thread stalls for a scheduler time slice). No OpenMP region is ever
