@@ -18,8 +18,7 @@ two threads tie, and both beat one process running each group on two threads
 uses processes. Workers only compute: they return records, and this process alone writes them
 (``ResultStore``).
 
-Before any worker starts, this process compiles the kernels (``backend.warm_up`` and, for
-grouped tasks, ``kernels.grouped.warm_up``), so numba's
+Before any worker starts, this process compiles the kernels (``backend.warm_up``), so numba's
 on-disk cache is written once and workers only load it; every worker warms up again before its
 first run, so no ``train_time`` includes compilation.
 
@@ -558,10 +557,6 @@ def run_studies(specs: Sequence[StudySpec], options: StudyOptions, out, *, worke
             # Compile (or load from numba's cache) here, before any worker starts.
             for dtype in dtypes:
                 get_backend(options.backend).warm_up(dtype)
-                if any(run.grouped for run in pending):
-                    from .kernels import grouped
-
-                    grouped.warm_up(dtype)
             tasks = make_tasks(pending)
             workers = min(workers, len(tasks))
             if scheduler is not None:

@@ -27,12 +27,3 @@ def unpack(theta: np.ndarray, n_features: int, hidden_size: int, n_classes: int)
         theta[b:c].reshape(hidden_size, n_classes),
         theta[c:],
     )
-
-
-def weight_mask(n_features: int, hidden_size: int, n_classes: int) -> np.ndarray:
-    """Boolean mask over ``theta`` that is True on weights and False on biases."""
-    mask = np.zeros(n_params(n_features, hidden_size, n_classes), dtype=bool)
-    W1, _, W2, _ = unpack(mask, n_features, hidden_size, n_classes)
-    W1[...] = True
-    W2[...] = True
-    return mask
