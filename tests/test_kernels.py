@@ -257,3 +257,15 @@ def test_training_adds_no_compiled_specialisations_after_warm_up(small_mnist):
                        initial_parameters(config, 784, 10).astype(dtype), 10, 10, 0)
         assert [len(k.signatures) for k in kernels] == before
     assert all(len(k.signatures) <= 2 for k in kernels)  # one per dtype
+
+
+def test_scipy_sparse_splits_train_like_dense_splits(small_mnist):
+    s = small_mnist
+    sparse = ffnn.Splits(scipy.sparse.csr_matrix(s.X_train), s.y_train,
+                         scipy.sparse.csr_matrix(s.X_val), s.y_val,
+                         scipy.sparse.csr_matrix(s.X_test), s.y_test, s.n_classes, "sparse")
+    config = ffnn.TrainConfig(hidden_size=12, max_epochs=2, threads=1)
+    dense_result = ffnn.train(config, s)
+    for result in (ffnn.train(config, sparse), ffnn.train_many([config], sparse)[0]):
+        assert result.model.theta.tobytes() == dense_result.model.theta.tobytes()
+        assert result.test_accuracy == dense_result.test_accuracy
