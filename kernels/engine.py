@@ -86,8 +86,9 @@ def _gather(indptr, indices, values, y, order, start, n, bi, bv, bp, lab):
         r = order[g]
         a = indptr[r]
         m = indptr[r + 1] - a
-        bi[k:k + m] = indices[a:a + m]
-        bv[k:k + m] = values[a:a + m]
+        for q in range(m):  # a loop, not a slice copy: no shape check to compile
+            bi[k + q] = indices[a + q]
+            bv[k + q] = values[a + q]
         k += m
         bp[i + 1] = k
         lab[i] = y[r]
@@ -125,10 +126,37 @@ def _logits(p, H, C, Hp, ow2, ob2, n, act, Z, HT, Q):
 
 
 @jit()
-def _backward(p, g, H, C, Hp, ob1, ow2, ob2, n, act, HT, Q, lab, ones, back, D, bi, bv, bp):
+def _by_feature(bi, bv, bp, n, F, ci, cv, cp):
+    """The gathered rows regrouped by feature (CSC): feature ``k``'s nonzeros at
+    ``cp[k]:cp[k + 1]``, their samples in ``ci`` (in increasing order), values in ``cv``."""
+    for k in range(F + 1):
+        cp[k] = 0
+    for t in range(bp[n]):
+        cp[bi[t] + 1] += 1
+    for k in range(F):
+        cp[k + 1] += cp[k]
+    for i in range(n):
+        for t in range(bp[i], bp[i + 1]):
+            k = bi[t]
+            ci[cp[k]] = i
+            cv[cp[k]] = bv[t]
+            cp[k] += 1
+    for k in range(F, 0, -1):
+        cp[k] = cp[k - 1]
+    cp[0] = 0
+
+
+@jit()
+def _backward(p, g, H, C, Hp, ob1, ow2, ob2, n, act, HT, Q, lab, ones, back, D, bi, bv, bp, F,
+              ci, cv, cp):
     """Gradient of the minibatch's mean loss, added into ``g`` (zero on entry), from the
     probabilities ``Q``: ``dZ2 = (P - Y) / n``, ``dW2 = H^T dZ2``, ``dZ1 = dZ2 W2^T * f'``,
-    ``dW1 = X^T dZ1`` over the nonzeros (``D``: ``dZ1`` rows of ``Hp``)."""
+    ``dW1 = X^T dZ1`` (``D``: the rows of ``dZ1``, ``Hp`` wide). ``dW1`` runs feature by feature
+    over the minibatch's CSC form (``_by_feature``): each gradient row is read and written once
+    per minibatch, its terms summed in ``gather_all``'s chains in sample order. A network of one
+    chunk (``Hp == LANES``) adds each sample's outer product instead (``scatter_all``, cheaper
+    than building the CSC form for so narrow a layer): either way the order is fixed by the
+    network's own width."""
     size = typed(n, Q)
     for i in range(n):
         Q[lab[i], i] -= typed(1.0, Q)
@@ -156,7 +184,14 @@ def _backward(p, g, H, C, Hp, ob1, ow2, ob2, n, act, HT, Q, lab, ones, back, D, 
             D[do + j] = typed(0.0, Q)
         for j in range(Hp):
             g[ob1 + j] += D[do + j]
-        scatter_all(g, Hp, 0, D, do, bv, bp[i], bi, bp[i], bp[i + 1] - bp[i], Hp // LANES)
+    if Hp == LANES:
+        for i in range(n):
+            scatter_all(g, Hp, 0, D, i * Hp, bv, bp[i], bi, bp[i], bp[i + 1] - bp[i], 1)
+        return
+    for k in range(F):
+        a = cp[k]
+        if cp[k + 1] > a:
+            gather_all(g, k * Hp, cv, a, ci, a, cp[k + 1] - a, D, Hp, 0, Hp // LANES)
 
 
 @jit()
@@ -183,13 +218,15 @@ def _max_row_nnz(indptr):
 
 @jit()
 def _buffers(indptr, indices, values, B, H, Hp, C):
-    """Work buffers for blocks of ``B`` samples, networks of up to ``H`` (``Hp`` padded) units."""
+    """Work buffers for blocks of ``B`` samples, networks of up to ``H`` (``Hp`` padded) units:
+    the gathered rows (``bi``, ``bv``, ``bp``) and labels, ``Z`` and ``D`` (B x Hp), ``HT``,
+    ``Q``, three scratch vectors, ones."""
     cap = B * _max_row_nnz(indptr)
     dtype = values.dtype
-    ones = np.ones(B, dtype)
-    return (np.empty(cap, indices.dtype), np.empty(cap, dtype), np.zeros(B + 1, np.int64),
+    return (np.empty(cap, np.int32), np.empty(cap, dtype), np.zeros(B + 1, np.int64),
             np.zeros(B, np.int64), np.zeros(B * Hp, dtype), np.zeros(B * Hp, dtype),
-            np.zeros((H, B), dtype), np.zeros((C, B), dtype), np.zeros((3, B), dtype), ones)
+            np.zeros((H, B), dtype), np.zeros((C, B), dtype), np.zeros((3, B), dtype),
+            np.ones(B, dtype))
 
 
 @jit()
@@ -207,6 +244,7 @@ def train_networks(ids, indptr, indices, values, y, order, batch_size, F, C, P, 
         H = max(H, hidden[k])
     bi, bv, bp, lab, Z, D, HT, Q, vec, ones = _buffers(indptr, indices, values, B, H,
                                                         _sizes(F, H, C)[0], C)
+    ci, cv, cp = np.empty_like(bi), np.empty_like(bv), np.zeros(F + 1, np.int64)
     coef = np.zeros(codes.N_COEF)
     cf = np.zeros(codes.N_COEF, values.dtype)
     sums = np.zeros(ids.shape[0])
@@ -215,6 +253,8 @@ def train_networks(ids, indptr, indices, values, y, order, batch_size, F, C, P, 
         start = batch * B
         n = min(B, N - start)
         _gather(indptr, indices, values, y, order, start, n, bi, bv, bp, lab)
+        if H > LANES:  # some network is wider than one chunk
+            _by_feature(bi, bv, bp, n, F, ci, cv, cp)
         for t in range(ids.shape[0]):
             k = ids[t]
             Hp, ob1, ow2, ob2, size = _sizes(F, hidden[k], C)
@@ -224,7 +264,7 @@ def train_networks(ids, indptr, indices, values, y, order, batch_size, F, C, P, 
             _logits(p, hidden[k], C, Hp, ow2, ob2, n, activation[k], Z, HT, Q)
             sums[t] += softmax_cross_entropy(Q, n, lab, vec[0], vec[1]) / n
             _backward(p, g, hidden[k], C, Hp, ob1, ow2, ob2, n, activation[k], HT, Q, lab,
-                      ones, vec[2], D, bi, bv, bp)
+                      ones, vec[2], D, bi, bv, bp, F, ci, cv, cp)
             steps[k] += 1
             _step(p, m, v, g, ob1, ow2, ob2, size, optimizer[k], hyper[k], steps[k], coef, cf)
     for t in range(ids.shape[0]):

@@ -27,7 +27,7 @@ from .flags import OVERLOAD_OPTIONS as _OVERLOAD_OPTIONS
 
 _I32 = ir.IntType(32)
 _I64 = ir.IntType(64)
-_GROUPS = (8, 4, 2, 1)  # accumulator registers per row pass (8 x 16 lanes = 128 hidden units)
+_MAX_GROUP = 8  # accumulator registers per row pass (8 x 16 lanes = 128 hidden units)
 _HOST_FMA = bool(llvm_binding.get_host_cpu_features().get("fma", False))
 
 def typed(value, like):
@@ -35,7 +35,7 @@ def typed(value, like):
     return np.asarray(like).dtype.type(value)
 
 
-@overload(typed, jit_options=_OVERLOAD_OPTIONS, inline="always")
+@overload(typed, jit_options=_OVERLOAD_OPTIONS)
 def _typed_jit(value, like):
     target = like.dtype if isinstance(like, types.Array) else like
 
@@ -104,7 +104,7 @@ def _fma_scalar(typingctx, a, b, c):
     return a(a, b, c), codegen
 
 
-@overload(fma, jit_options=_OVERLOAD_OPTIONS, inline="always")
+@overload(fma, jit_options=_OVERLOAD_OPTIONS)
 def _fma_jit(a, b, c):
     return lambda a, b, c: _fma_scalar(a, b, c)
 
@@ -142,7 +142,7 @@ def _pow2(typingctx, n, like):
     return ft(n, like), codegen
 
 
-@overload(pow2, jit_options=_OVERLOAD_OPTIONS, inline="always")
+@overload(pow2, jit_options=_OVERLOAD_OPTIONS)
 def _pow2_jit(n, like):
     return lambda n, like: _pow2(n, like)
 
@@ -166,7 +166,7 @@ def scatter_all(G, stride, col, d, do, x, xo, idx, io, n, nch):
 
 
 def _literal_group(g):
-    return isinstance(g, types.IntegerLiteral) and g.literal_value in _GROUPS
+    return isinstance(g, types.IntegerLiteral) and 1 <= g.literal_value <= _MAX_GROUP
 
 
 @intrinsic(prefer_literal=True)
@@ -252,39 +252,33 @@ def _gather_all_jit(z, zo, x, xo, idx, io, n, W, stride, col, nch):
         c = 0
         while c < nch:  # literal group sizes: each one fully unrolled register kernel
             o = c * LANES
-            if nch - c >= 8:
+            left = nch - c
+            if left >= 8:
                 _gather_group(z, zo + o, x, xo, idx, io, n, W, stride, col + o, 8)
-                c += 8
-            elif nch - c >= 4:
+            elif left == 7:
+                _gather_group(z, zo + o, x, xo, idx, io, n, W, stride, col + o, 7)
+            elif left == 6:
+                _gather_group(z, zo + o, x, xo, idx, io, n, W, stride, col + o, 6)
+            elif left == 5:
+                _gather_group(z, zo + o, x, xo, idx, io, n, W, stride, col + o, 5)
+            elif left == 4:
                 _gather_group(z, zo + o, x, xo, idx, io, n, W, stride, col + o, 4)
-                c += 4
-            elif nch - c >= 2:
+            elif left == 3:
+                _gather_group(z, zo + o, x, xo, idx, io, n, W, stride, col + o, 3)
+            elif left == 2:
                 _gather_group(z, zo + o, x, xo, idx, io, n, W, stride, col + o, 2)
-                c += 2
             else:
                 _gather_group(z, zo + o, x, xo, idx, io, n, W, stride, col + o, 1)
-                c += 1
+            c += min(left, 8)
     return impl
 
 
 @overload(scatter_all, jit_options=_OVERLOAD_OPTIONS)
 def _scatter_all_jit(G, stride, col, d, do, x, xo, idx, io, n, nch):
     def impl(G, stride, col, d, do, x, xo, idx, io, n, nch):
-        c = 0
-        while c < nch:
+        for c in range(nch):
             o = c * LANES
-            if nch - c >= 8:
-                _scatter_group(G, stride, col + o, d, do + o, x, xo, idx, io, n, 8)
-                c += 8
-            elif nch - c >= 4:
-                _scatter_group(G, stride, col + o, d, do + o, x, xo, idx, io, n, 4)
-                c += 4
-            elif nch - c >= 2:
-                _scatter_group(G, stride, col + o, d, do + o, x, xo, idx, io, n, 2)
-                c += 2
-            else:
-                _scatter_group(G, stride, col + o, d, do + o, x, xo, idx, io, n, 1)
-                c += 1
+            _scatter_group(G, stride, col + o, d, do + o, x, xo, idx, io, n, 1)
     return impl
 
 
@@ -307,7 +301,7 @@ def _prefetch(typingctx, arr, index):
     return types.none(arr, index), codegen
 
 
-@overload(prefetch, jit_options=_OVERLOAD_OPTIONS, inline="always")
+@overload(prefetch, jit_options=_OVERLOAD_OPTIONS)
 def _prefetch_jit(arr, index):
     return lambda arr, index: _prefetch(arr, index)
 

@@ -51,7 +51,7 @@ def _exp_parts(x):
     raise NotImplementedError
 
 
-@overload(_exp_parts, jit_options=OVERLOAD_OPTIONS, inline="always")
+@overload(_exp_parts, jit_options=OVERLOAD_OPTIONS)
 def _exp_parts_jit(x):
     if not isinstance(x, types.Float):
         return None
@@ -91,7 +91,7 @@ def _exp_parts_jit(x):
     return impl
 
 
-@overload(exp_, jit_options=OVERLOAD_OPTIONS, inline="always")
+@overload(exp_, jit_options=OVERLOAD_OPTIONS)
 def _exp_jit(x):
     def impl(x):
         scale, em1 = _exp_parts(x)
@@ -99,7 +99,7 @@ def _exp_jit(x):
     return impl
 
 
-@overload(expm1_, jit_options=OVERLOAD_OPTIONS, inline="always")
+@overload(expm1_, jit_options=OVERLOAD_OPTIONS)
 def _expm1_jit(x):
     def impl(x):
         scale, em1 = _exp_parts(x)
@@ -107,7 +107,7 @@ def _expm1_jit(x):
     return impl
 
 
-@overload(tanh_, jit_options=OVERLOAD_OPTIONS, inline="always")
+@overload(tanh_, jit_options=OVERLOAD_OPTIONS)
 def _tanh_jit(x):
     def impl(x):
         c = typed(TANH_CLAMP, x)
