@@ -356,7 +356,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         nets = networks(backend, [self._config], X.shape[1], len(self.classes_), [self._theta],
                         moments=[(self._m, self._v)], steps=[self._step])
         if self.early_stopping:
-            val_inputs, y_val = prepared(X_val, X.dtype, backend), labels(y_val)
+            val_inputs, y_val = prepared(X_val, X.dtype, backend, "sparse"), labels(y_val)
         # scikit-learn divides alpha by each minibatch's own size, so a smaller last minibatch
         # gets a larger l2: it runs as its own train_group call with its own hyper vector.
         n_full = (n // batch_size) * batch_size

@@ -19,7 +19,7 @@ from .training import EpochRecord, TrainResult, train, train_group
 
 # Fields every configuration of one group must share (the shuffle seed is compared through
 # ``effective_shuffle_seed``).
-GROUP_FIELDS = ("shuffle_seed", "batch_size", "dtype", "threads", "backend")
+GROUP_FIELDS = ("shuffle_seed", "batch_size", "dtype", "threads", "backend", "input_path")
 
 # Fields that do not change the time an epoch takes: configurations differing only in these share
 # one calibration.

@@ -15,13 +15,13 @@ import numpy as np
 _CACHE: dict[tuple, tuple] = {}
 
 
-def prepared(X, dtype, backend):
-    """``backend.prepare(X, dtype)``, computed once per live object ``X``."""
-    key = (id(X), np.dtype(dtype).str, backend.__name__)
+def prepared(X, dtype, backend, path="auto"):
+    """``backend.prepare(X, dtype, path)``, computed once per live object ``X``."""
+    key = (id(X), np.dtype(dtype).str, backend.__name__, path)
     hit = _CACHE.get(key)
     if hit is not None and hit[0]() is X:
         return hit[1]
-    value = backend.prepare(X, dtype)
+    value = backend.prepare(X, dtype, path)
     try:
         ref = weakref.ref(X, lambda _, key=key, cache=_CACHE: cache.pop(key, None))
     except TypeError:  # an object without weak references: not cached

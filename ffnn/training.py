@@ -113,11 +113,14 @@ class PreparedData:
     n_classes: int
 
     @classmethod
-    def from_splits(cls, splits: Splits, dtype: str, backend) -> "PreparedData":
+    def from_splits(cls, splits: Splits, dtype: str, backend,
+                    input_path: str = "auto") -> "PreparedData":
+        """Validation and test inputs are only evaluated, which runs over CSR rows either way."""
         def x(a):
-            return prepared(a, dtype, backend)
+            return prepared(a, dtype, backend, "sparse")
 
-        return cls(x(splits.X_train), labels(splits.y_train), x(splits.X_val),
+        return cls(prepared(splits.X_train, dtype, backend, input_path),
+                   labels(splits.y_train), x(splits.X_val),
                    labels(splits.y_val), x(splits.X_test), labels(splits.y_test),
                    int(splits.X_train.shape[1]), splits.n_classes)
 
@@ -188,7 +191,7 @@ def train_group(configs: list[TrainConfig], splits: Splits,
     """
     first = configs[0]
     backend = get_backend(first.backend)
-    data = PreparedData.from_splits(splits, first.dtype, backend)
+    data = PreparedData.from_splits(splits, first.dtype, backend, first.input_path)
     for config in configs:
         check_trainable(config, data)
     backend.warm_up(first.dtype)

@@ -147,16 +147,10 @@ def _by_feature(bi, bv, bp, n, F, ci, cv, cp):
 
 
 @jit()
-def _backward(p, g, H, C, Hp, ob1, ow2, ob2, n, act, HT, Q, lab, ones, back, D, bi, bv, bp, F,
-              ci, cv, cp):
+def _backward_hidden(p, g, H, C, Hp, ob1, ow2, ob2, n, act, HT, Q, lab, ones, back, D):
     """Gradient of the minibatch's mean loss, added into ``g`` (zero on entry), from the
-    probabilities ``Q``: ``dZ2 = (P - Y) / n``, ``dW2 = H^T dZ2``, ``dZ1 = dZ2 W2^T * f'``,
-    ``dW1 = X^T dZ1`` (``D``: the rows of ``dZ1``, ``Hp`` wide). ``dW1`` runs feature by feature
-    over the minibatch's CSC form (``_by_feature``): each gradient row is read and written once
-    per minibatch, its terms summed in ``gather_all``'s chains in sample order. A network of one
-    chunk (``Hp == LANES``) adds each sample's outer product instead (``scatter_all``, cheaper
-    than building the CSC form for so narrow a layer): either way the order is fixed by the
-    network's own width."""
+    probabilities ``Q``: ``dZ2 = (P - Y) / n``, ``dW2 = H^T dZ2``, ``db2``, ``db1`` and the rows
+    of ``dZ1 = dZ2 W2^T * f'`` into ``D`` (``Hp`` wide, padding zero)."""
     size = typed(n, Q)
     for i in range(n):
         Q[lab[i], i] -= typed(1.0, Q)
@@ -184,6 +178,18 @@ def _backward(p, g, H, C, Hp, ob1, ow2, ob2, n, act, HT, Q, lab, ones, back, D, 
             D[do + j] = typed(0.0, Q)
         for j in range(Hp):
             g[ob1 + j] += D[do + j]
+
+
+@jit()
+def _backward(p, g, H, C, Hp, ob1, ow2, ob2, n, act, HT, Q, lab, ones, back, D, bi, bv, bp, F,
+              ci, cv, cp):
+    """``_backward_hidden``, then ``dW1 = X^T dZ1`` over the nonzeros, feature by feature over
+    the minibatch's CSC form (``_by_feature``): each gradient row is read and written once per
+    minibatch, its terms summed in ``gather_all``'s chains in sample order. A network of one
+    chunk (``Hp == LANES``) adds each sample's outer product instead (``scatter_all``, cheaper
+    than building the CSC form for so narrow a layer): either way the order is fixed by the
+    network's own width."""
+    _backward_hidden(p, g, H, C, Hp, ob1, ow2, ob2, n, act, HT, Q, lab, ones, back, D)
     if Hp == LANES:
         for i in range(n):
             scatter_all(g, Hp, 0, D, i * Hp, bv, bp[i], bi, bp[i], bp[i + 1] - bp[i], 1)
@@ -192,6 +198,17 @@ def _backward(p, g, H, C, Hp, ob1, ow2, ob2, n, act, HT, Q, lab, ones, back, D, 
         a = cp[k]
         if cp[k + 1] > a:
             gather_all(g, k * Hp, cv, a, ci, a, cp[k + 1] - a, D, Hp, 0, Hp // LANES)
+
+
+@jit()
+def dense_middle(p, g, H, C, Hp, ob1, ow2, ob2, n, act, Z, HT, Q, lab, ones, vec, D):
+    """The dense path's compiled part of a minibatch, between its two BLAS products: from the
+    first layer's pre-activations ``Z`` (``n`` rows of ``Hp``), the hidden layer, softmax and
+    loss (returned, summed) and ``_backward_hidden``."""
+    _logits(p, H, C, Hp, ow2, ob2, n, act, Z, HT, Q)
+    loss = softmax_cross_entropy(Q, n, lab, vec[0], vec[1])
+    _backward_hidden(p, g, H, C, Hp, ob1, ow2, ob2, n, act, HT, Q, lab, ones, vec[2], D)
+    return loss
 
 
 @jit()
@@ -310,14 +327,24 @@ def evaluate_networks(ids, indptr, indices, values, y, F, C, P, offset, hidden, 
 
 
 # ----------------------------------------------------------------------------- Python side
+# Input density above which the first layer runs dense (BLAS through NumPy) rather than over
+# each row's nonzeros; measured in docs/kernels.md ("Dense path").
+DENSE_CROSSOVER = 0.35
+INPUT_PATHS = ("auto", "sparse", "dense")
+
+
 class Inputs:
-    """Rows of ``X`` in CSR form (``indptr`` int64, ``indices`` int32, ``values`` in the training
-    dtype), built once per array: from a dense array or any ``scipy.sparse`` matrix, without
-    densifying."""
+    """Rows of ``X`` prepared once: always in CSR form (``indptr`` int64, ``indices`` int32,
+    ``values`` in the training dtype; from a dense array or any ``scipy.sparse`` matrix, without
+    densifying), plus, on the dense path, ``dense``: ``X`` as a C-contiguous array.
 
-    path = "sparse"  # how the first layer runs (``TrainResult.extra["input_path"]``)
+    ``path`` is how training runs the first layer: ``"sparse"`` (over each row's nonzeros) or
+    ``"dense"`` (BLAS products, ``_train_dense``). ``"auto"`` picks dense above
+    ``DENSE_CROSSOVER``."""
 
-    def __init__(self, X, dtype):
+    def __init__(self, X, dtype, path="auto"):
+        if path not in INPUT_PATHS:
+            raise ValueError(f"input_path: {path!r} is not one of {', '.join(INPUT_PATHS)}")
         dtype = np.dtype(dtype)
         if hasattr(X, "tocsr"):  # scipy.sparse
             X = X.tocsr()
@@ -335,6 +362,13 @@ class Inputs:
             self.indices = cols.astype(np.int32)
             self.values = np.ascontiguousarray(X[rows, cols], dtype=dtype)
         self.shape = X.shape
+        if path == "auto":
+            path = "dense" if self.density > DENSE_CROSSOVER else "sparse"
+        self.path = path
+        self.dense = None
+        if path == "dense":
+            self.dense = (np.ascontiguousarray(X.toarray(), dtype=dtype) if hasattr(X, "toarray")
+                          else np.ascontiguousarray(X, dtype=dtype))
 
     @property
     def density(self) -> float:
@@ -345,9 +379,9 @@ class Inputs:
         return self.indptr, self.indices, self.values
 
 
-def prepare(X, dtype) -> Inputs:
+def prepare(X, dtype, path="auto") -> Inputs:
     """The inputs as the engine takes them (see ``Inputs``)."""
-    return Inputs(X, dtype)
+    return Inputs(X, dtype, path)
 
 
 class Networks:
@@ -449,6 +483,8 @@ def _run(kernel, parts, *args):
 def train_group(inputs, y, order, batch_size, nets, active, threads=1):
     """One epoch of the networks ``active`` (indices into ``nets``) over ``inputs[order]``;
     returns their mean minibatch losses, in the order of ``active``."""
+    if inputs.path == "dense":
+        return _train_dense(inputs.dense, y, order, int(batch_size), nets, list(active))
     losses = np.zeros(len(nets))
     parts = _split(list(active), nets.hidden, threads)
     _run(train_networks, parts, *inputs.csr(), y, np.ascontiguousarray(order, np.int64),
@@ -456,6 +492,42 @@ def train_group(inputs, y, order, batch_size, nets, active, threads=1):
          nets.offset, nets.hidden, nets.activation, nets.optimizer, nets.hyper, nets.steps,
          losses)
     return losses[list(active)]
+
+
+def _train_dense(X, y, order, B, nets, active):
+    """``train_group`` on the dense path: per minibatch and network, ``Z = X_b W1 + b1`` and
+    ``dW1 = X_b^T dZ1`` by BLAS (``np.matmul``, with BLAS's threads: the engine itself never
+    starts parallel numba code), the rest compiled (``dense_middle``, ``_step``). BLAS may sum
+    in an order that depends on its thread count (numpy issue 25100), so this path promises
+    agreement within rounding, not bitwise equality across thread counts."""
+    F, C = nets.n_features, nets.n_classes
+    H = int(max(nets.hidden[k] for k in active))
+    Hp = _sizes(F, H, C)[0]
+    dtype = nets.P.dtype
+    Z, D = np.zeros(B * Hp, dtype), np.zeros(B * Hp, dtype)
+    HT, Q, vec, ones = (np.zeros((H, B), dtype), np.zeros((C, B), dtype),
+                        np.zeros((3, B), dtype), np.ones(B, dtype))
+    coef, cf = np.zeros(codes.N_COEF), np.zeros(codes.N_COEF, dtype)
+    sums = np.zeros(len(active))
+    n_batches = -(-len(order) // B)
+    for start in range(0, len(order), B):
+        rows = order[start:start + B]
+        n = len(rows)
+        Xb, lab = X[rows], np.ascontiguousarray(y[rows])
+        for t, k in enumerate(active):
+            Hk, o = int(nets.hidden[k]), int(nets.offset[k])
+            Hp, ob1, ow2, ob2, size = _sizes(F, Hk, C)
+            p, m, v, g = (a[o:o + size] for a in (nets.P, nets.M, nets.V, nets.G))
+            Zb = Z[:n * Hp].reshape(n, Hp)
+            np.matmul(Xb, p[:ob1].reshape(F, Hp), out=Zb)
+            Zb += p[ob1:ow2]
+            sums[t] += dense_middle(p, g, Hk, C, Hp, ob1, ow2, ob2, n, int(nets.activation[k]),
+                                    Z, HT, Q, lab, ones, vec, D) / n
+            np.matmul(Xb.T, D[:n * Hp].reshape(n, Hp), out=g[:ob1].reshape(F, Hp))
+            nets.steps[k] += 1
+            _step(p, m, v, g, ob1, ow2, ob2, size, int(nets.optimizer[k]), nets.hyper[k],
+                  int(nets.steps[k]), coef, cf)
+    return sums / n_batches
 
 
 def evaluate_group(inputs, y, nets, active, threads=1):

@@ -46,8 +46,9 @@ def warm_up(dtype: str) -> None:
     """Nothing to compile in the reference backend."""
 
 
-def prepare(X, dtype):
-    """``X`` in the training dtype: a C-contiguous array, or a CSR matrix if it is sparse."""
+def prepare(X, dtype, path="auto"):
+    """``X`` in the training dtype: a C-contiguous array, or a CSR matrix if it is sparse
+    (``path`` is the engine's choice of first-layer path; the reference has one)."""
     if hasattr(X, "tocsr"):
         return X.tocsr().astype(dtype)
     return np.ascontiguousarray(X, dtype=dtype)

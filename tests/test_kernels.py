@@ -269,3 +269,42 @@ def test_scipy_sparse_splits_train_like_dense_splits(small_mnist):
     for result in (ffnn.train(config, sparse), ffnn.train_many([config], sparse)[0]):
         assert result.model.theta.tobytes() == dense_result.model.theta.tobytes()
         assert result.test_accuracy == dense_result.test_accuracy
+
+
+@pytest.fixture(scope="module")
+def standardised(small_mnist):
+    """``small_mnist`` after scikit-learn's StandardScaler rule (training mean and std, std 0
+    taken as 1): ~86% nonzero, no value k/255."""
+    s = small_mnist
+    mean, std = s.X_train.mean(axis=0), s.X_train.std(axis=0)
+    std[std == 0] = 1
+
+    def scale(X):
+        return ((X - mean) / std).astype(np.float32)
+
+    return ffnn.Splits(scale(s.X_train), s.y_train, scale(s.X_val), s.y_val, scale(s.X_test),
+                       s.y_test, s.n_classes, "standardised")
+
+
+def test_the_input_path_is_chosen_by_density_recorded_and_overridable(small_mnist,
+                                                                      standardised):
+    config = ffnn.TrainConfig(hidden_size=20, max_epochs=1, early_stopping=False, threads=1)
+    assert ffnn.train(config, small_mnist).extra["input_path"] == "sparse"
+    assert ffnn.train(config, standardised).extra["input_path"] == "dense"
+    forced = config.replace(input_path="sparse")
+    assert ffnn.train(forced, standardised).extra["input_path"] == "sparse"
+    assert "input_path" not in config.to_dict() and forced.to_dict()["input_path"] == "sparse"
+    with pytest.raises(ValueError, match="input_path"):
+        config.replace(input_path="blas")
+
+
+@pytest.mark.parametrize("dtype, tolerance", [("float64", 1e-12), ("float32", 1e-5)])
+@pytest.mark.parametrize("data", ["small_mnist", "standardised"])
+def test_sparse_and_dense_paths_agree_within_rounding(request, data, dtype, tolerance):
+    splits = request.getfixturevalue(data)
+    config = ffnn.TrainConfig(hidden_size=20, max_epochs=2, early_stopping=False, threads=1,
+                              dtype=dtype)
+    sparse, dense = (ffnn.train(config.replace(input_path=p), splits) for p in ("sparse", "dense"))
+    assert relative_error(dense.model.theta, sparse.model.theta) <= tolerance
+    np.testing.assert_allclose([r.train_loss for r in dense.history],
+                               [r.train_loss for r in sparse.history], rtol=tolerance)
