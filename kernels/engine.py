@@ -43,7 +43,7 @@ import numpy as np
 from . import codes
 from .flags import JIT_DISABLED, LANES, jit
 from .intrinsics import gather_all, prefetch, scatter_all, typed
-from .layout import n_params, unpack
+from .layout import describe, n_params, unpack
 from .ops import (
     activate,
     coefficients,
@@ -234,12 +234,22 @@ def _max_row_nnz(indptr):
 
 
 @jit()
-def _buffers(indptr, indices, values, B, H, Hp, C):
-    """Work buffers for blocks of ``B`` samples, networks of up to ``H`` (``Hp`` padded) units:
+def _widest(ids, hidden):
+    """The largest hidden size among the networks ``ids``."""
+    H = 1
+    for k in ids:
+        H = max(H, hidden[k])
+    return H
+
+
+@jit()
+def _buffers(indptr, indices, values, B, H, F, C):
+    """Work buffers for blocks of ``B`` samples, networks of up to ``H`` units:
     the gathered rows (``bi``, ``bv``, ``bp``) and labels, ``Z`` and ``D`` (B x Hp), ``HT``,
     ``Q``, three scratch vectors, ones."""
     cap = B * _max_row_nnz(indptr)
     dtype = values.dtype
+    Hp = _sizes(F, H, C)[0]
     return (np.empty(cap, np.int32), np.empty(cap, dtype), np.zeros(B + 1, np.int64),
             np.zeros(B, np.int64), np.zeros(B * Hp, dtype), np.zeros(B * Hp, dtype),
             np.zeros((H, B), dtype), np.zeros((C, B), dtype), np.zeros((3, B), dtype),
@@ -256,11 +266,8 @@ def train_networks(ids, indptr, indices, values, y, order, batch_size, F, C, P, 
     on disjoint ``ids`` can run concurrently (numba releases the GIL)."""
     N = order.shape[0]
     B = batch_size
-    H = 1
-    for k in ids:
-        H = max(H, hidden[k])
-    bi, bv, bp, lab, Z, D, HT, Q, vec, ones = _buffers(indptr, indices, values, B, H,
-                                                        _sizes(F, H, C)[0], C)
+    H = _widest(ids, hidden)
+    bi, bv, bp, lab, Z, D, HT, Q, vec, ones = _buffers(indptr, indices, values, B, H, F, C)
     ci, cv, cp = np.empty_like(bi), np.empty_like(bv), np.zeros(F + 1, np.int64)
     coef = np.zeros(codes.N_COEF)
     cf = np.zeros(codes.N_COEF, values.dtype)
@@ -296,11 +303,8 @@ def evaluate_networks(ids, indptr, indices, values, y, F, C, P, offset, hidden, 
     (one network), its probabilities and hidden activations go to ``Pout`` and ``Hout``."""
     N = indptr.shape[0] - 1
     B = EVAL_CHUNK
-    H = 1
-    for k in ids:
-        H = max(H, hidden[k])
-    bi, bv, bp, lab, Z, D, HT, Q, vec, ones = _buffers(indptr, indices, values, B, H,
-                                                        _sizes(F, H, C)[0], C)
+    H = _widest(ids, hidden)
+    bi, bv, bp, lab, Z, D, HT, Q, vec, ones = _buffers(indptr, indices, values, B, H, F, C)
     order = np.arange(N)
     loss_sum = np.zeros(ids.shape[0])
     correct = np.zeros(ids.shape[0], np.int64)
@@ -385,20 +389,15 @@ def prepare(X, dtype, path="auto") -> Inputs:
 
 
 class Networks:
-    """K networks' parameters, optimizer states and step counters, packed (module docstring).
+    """K networks' parameters, optimizer states and step counters, packed (module docstring);
+    their shapes, codes and hyperparameters as ``layout.describe`` sets them.
 
     ``hyper`` (K x ``codes.N_HYPER``) is read at every epoch and may be changed between calls.
     """
 
     def __init__(self, n_features, n_classes, hidden, activation, optimizer, hyper, thetas,
                  dtype, moments=None, steps=None):
-        self.n_features, self.n_classes = int(n_features), int(n_classes)
-        self.hidden = np.array(hidden, dtype=np.int64)
-        self.activation = np.array(activation, dtype=np.int64)
-        self.optimizer = np.array(optimizer, dtype=np.int64)
-        self.hyper = np.array(hyper, dtype=np.float64).reshape(len(self.hidden), codes.N_HYPER)
-        self.steps = (np.zeros(len(self.hidden), np.int64) if steps is None
-                      else np.array(steps, dtype=np.int64))
+        describe(self, n_features, n_classes, hidden, activation, optimizer, hyper, steps)
         sizes = [_sizes(self.n_features, int(h), self.n_classes)[4] for h in self.hidden]
         self.offset = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
         total = int(sum(sizes))
@@ -596,7 +595,7 @@ def warm_up(dtype: str) -> None:
     if dtype in _WARM:
         return
     if not JIT_DISABLED and not _cached(dtype):
-        log.warning("compiling the numba kernels for %s on first use (once; cached in "
+        log.warning("ffnn: compiling the numba kernels for %s on first use (once; cached in "
                     "numba's cache afterwards)...", dtype)
     X = np.array([[0.0, 0.5, 0.0], [1.0, 0.0, 0.25], [0.0, 0.0, 0.75]], dtype)
     y = np.array([0, 1, 1], np.int64)

@@ -39,7 +39,7 @@ Inputs may be dense arrays or ``scipy.sparse`` matrices (``prepare``).
 import numpy as np
 
 from . import codes
-from .layout import unpack
+from .layout import describe, unpack
 
 
 def warm_up(dtype: str) -> None:
@@ -187,13 +187,7 @@ class Networks:
 
     def __init__(self, n_features, n_classes, hidden, activation, optimizer, hyper, thetas,
                  dtype, moments=None, steps=None):
-        self.n_features, self.n_classes = int(n_features), int(n_classes)
-        self.hidden = np.array(hidden, dtype=np.int64)
-        self.activation = np.array(activation, dtype=np.int64)
-        self.optimizer = np.array(optimizer, dtype=np.int64)
-        self.hyper = np.array(hyper, dtype=np.float64).reshape(len(self.hidden), codes.N_HYPER)
-        self.steps = (np.zeros(len(self.hidden), np.int64) if steps is None
-                      else np.array(steps, dtype=np.int64))
+        describe(self, n_features, n_classes, hidden, activation, optimizer, hyper, steps)
         self.thetas = [np.array(theta, dtype=dtype) for theta in thetas]
         self.states = ([(np.array(m, dtype=dtype), np.array(v, dtype=dtype)) for m, v in moments]
                        if moments is not None else
