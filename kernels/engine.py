@@ -349,38 +349,41 @@ class Inputs:
     def __init__(self, X, dtype, path="auto"):
         if path not in INPUT_PATHS:
             raise ValueError(f"input_path: {path!r} is not one of {', '.join(INPUT_PATHS)}")
-        dtype = np.dtype(dtype)
-        if hasattr(X, "tocsr"):  # scipy.sparse
-            X = X.tocsr()
-            X.sum_duplicates()
-            X.sort_indices()
-            self.indptr = np.ascontiguousarray(X.indptr, dtype=np.int64)
-            self.indices = np.ascontiguousarray(X.indices, dtype=np.int32)
-            self.values = np.ascontiguousarray(X.data, dtype=dtype)
-        else:
-            X = np.asarray(X)
-            nonzero = X != 0
-            self.indptr = np.zeros(X.shape[0] + 1, dtype=np.int64)
-            np.cumsum(nonzero.sum(axis=1), out=self.indptr[1:])
-            rows, cols = np.nonzero(nonzero)
-            self.indices = cols.astype(np.int32)
-            self.values = np.ascontiguousarray(X[rows, cols], dtype=dtype)
+        self.dtype = np.dtype(dtype)
+        self.X = X.tocsr() if hasattr(X, "tocsr") else np.asarray(X)
         self.shape = X.shape
+        nonzeros = self.X.count_nonzero() if hasattr(X, "tocsr") else np.count_nonzero(self.X)
+        self.density = nonzeros / max(1, self.shape[0] * self.shape[1])
         if path == "auto":
             path = "dense" if self.density > DENSE_CROSSOVER else "sparse"
         self.path = path
         self.dense = None
         if path == "dense":
-            self.dense = (np.ascontiguousarray(X.toarray(), dtype=dtype) if hasattr(X, "toarray")
-                          else np.ascontiguousarray(X, dtype=dtype))
-
-    @property
-    def density(self) -> float:
-        """Fraction of nonzero entries."""
-        return len(self.values) / max(1, self.shape[0] * self.shape[1])
+            self.dense = np.ascontiguousarray(
+                self.X.toarray() if hasattr(self.X, "toarray") else self.X, dtype=self.dtype)
+        self._csr = None
 
     def csr(self):
-        return self.indptr, self.indices, self.values
+        """``(indptr, indices, values)``, built on first use (the dense path trains without)."""
+        if self._csr is None:
+            X = self.X
+            if hasattr(X, "tocsr"):  # scipy.sparse
+                X = X.copy()
+                X.sum_duplicates()
+                X.sort_indices()
+                X.eliminate_zeros()
+                self._csr = (np.ascontiguousarray(X.indptr, dtype=np.int64),
+                             np.ascontiguousarray(X.indices, dtype=np.int32),
+                             np.ascontiguousarray(X.data, dtype=self.dtype))
+            else:
+                nonzero = X != 0
+                indptr = np.zeros(X.shape[0] + 1, dtype=np.int64)
+                np.cumsum(nonzero.sum(axis=1), out=indptr[1:])
+                rows, cols = np.nonzero(nonzero)
+                self._csr = (indptr, cols.astype(np.int32),
+                             np.ascontiguousarray(X[rows, cols], dtype=self.dtype))
+            self.X = None  # only the CSR form is needed from now on
+        return self._csr
 
 
 def prepare(X, dtype, path="auto") -> Inputs:

@@ -152,7 +152,8 @@ def test_non_8_bit_inputs_keep_their_float_values():
     rng = np.random.default_rng(1)
     X = rng.standard_normal((30, 7)) * (rng.random((30, 7)) < 0.5)
     inputs = engine.prepare(X, "float64")
-    rebuilt = scipy.sparse.csr_array((inputs.values, inputs.indices, inputs.indptr), X.shape)
+    indptr, indices, values = inputs.csr()
+    rebuilt = scipy.sparse.csr_array((values, indices, indptr), X.shape)
     assert np.array_equal(rebuilt.toarray(), X) and inputs.density == np.mean(X != 0)
 
 
