@@ -605,8 +605,9 @@ def warm_up(dtype: str) -> None:
     theta = np.full(n_params(3, 2, 2), 0.1, dtype)
     nets = Networks(3, 2, [2], [codes.ELU], [codes.ADAM], np.full((1, codes.N_HYPER), 0.1),
                     [theta], dtype)
-    inputs = prepare(X, dtype)
-    train_group(inputs, y, np.arange(3), 2, nets, [0])
+    for path in INPUT_PATHS[1:]:  # both first-layer paths
+        inputs = prepare(X, dtype, path)
+        train_group(inputs, y, np.arange(3), 2, nets, [0])
     evaluate_group(inputs, y, nets, [0])
     forward(inputs, theta, 2, 2, codes.ELU)
     _WARM.add(dtype)
