@@ -15,9 +15,10 @@ no fastmath (``flags.py``) lets LLVM reorder anything. So ``train(c)`` equals
 members have retired, and a network's results do not depend on ``threads``.
 
 Inputs (``prepare``): the rows in CSR form, built once per array by the caller
-(``ffnn.inputs``), never per epoch. MNIST images are ~81% zeros, so the first-layer products
-``X W1`` and ``X^T dZ1`` run over each row's nonzeros only; dense rows work the same way,
-without that gain. No BLAS is called.
+(``ffnn.inputs``), never per epoch. MNIST images are ~81% zeros, so on the sparse path the
+first-layer products ``X W1`` and ``X^T dZ1`` run over each row's nonzeros only, with no BLAS.
+Inputs denser than ``DENSE_CROSSOVER`` take the dense path (``_train_dense``): those two
+products by BLAS through NumPy, the rest compiled.
 
 Layout of network k in the flat buffers ``P`` (parameters), ``M``, ``V`` (optimizer states) and
 ``G`` (gradient, zero between minibatches), from ``offset[k]``, with ``Hp`` the hidden size padded
