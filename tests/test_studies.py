@@ -3,7 +3,7 @@
 import pytest
 
 import ffnn
-from ffnn.results import ResultStore, load_results, non_timing, read_records, run_key
+from ffnn.results import run_key
 from ffnn.runner import DataSpec, StudyOptions, plan_study
 from ffnn.study_specs import (
     BUILTIN_STUDIES,
@@ -138,51 +138,6 @@ def test_bad_study_files_raise_naming_file_and_field(tmp_path, text, message):
 def test_missing_study_file(tmp_path):
     with pytest.raises(StudyError, match="file not found"):
         load_study_file(tmp_path / "nope.toml")
-
-
-def _record(key, **extra):
-    return {"key": key, "train_time": 1.0, "history": {"val_loss": [1.0], "seconds": [0.5]},
-            **extra}
-
-
-def test_store_ignores_and_cuts_off_a_truncated_last_record(tmp_path, caplog):
-    path = tmp_path / "results.jsonl"
-    with ResultStore(path) as store:
-        store.append(_record("a"))
-        store.append(_record("b"))
-    whole = path.read_bytes()
-    path.write_bytes(whole + whole.splitlines(keepends=True)[0][:25])  # a record cut short
-    assert [r["key"] for r in read_records(path)] == ["a", "b"]
-    assert "incomplete last record" in caplog.text
-    with ResultStore(path) as store:
-        assert set(store.records) == {"a", "b"} and store.n_bad == 1
-        store.append(_record("c"))
-    assert [r["key"] for r in load_results(tmp_path)] == ["a", "b", "c"]
-    assert path.read_bytes() == whole + path.read_bytes()[len(whole):]
-    assert path.read_bytes().count(b"\n") == 3
-
-
-def test_store_skips_a_malformed_line_in_the_middle(tmp_path):
-    path = tmp_path / "results.jsonl"
-    path.write_bytes(b'{"key": "a"}\n{"key": "b", \n{"no_key": 1}\n{"key": "c"}\n')
-    assert [r["key"] for r in read_records(path)] == ["a", "c"]
-
-
-def test_fresh_store_starts_over_and_a_second_writer_is_refused(tmp_path):
-    path = tmp_path / "results.jsonl"
-    with ResultStore(path) as store:
-        store.append(_record("a"))
-        with pytest.raises(RuntimeError, match="another ffnn-run"):
-            ResultStore(path)
-    with ResultStore(path, fresh=True) as store:
-        assert not store.records
-    assert read_records(path) == []
-
-
-def test_non_timing_drops_times_only():
-    record = _record("a", test_loss=0.5, recorded_at="now", worker={"pid": 1})
-    assert non_timing(record) == {"key": "a", "test_loss": 0.5,
-                                  "history": {"val_loss": [1.0]}}
 
 
 def test_data_spec_loads_with_the_split_seed():
