@@ -245,15 +245,19 @@ def _figures(directory: Path, spec: StudySpec, rows, title: str) -> None:
     panels = (("train_loss", "training loss", True), ("val_loss", "validation loss", True),
               ("val_accuracy", "validation accuracy (%)", False))
     for ax, (field, ylabel, log) in zip(axes, panels, strict=True):
+        plotted = False
         for row in rows:
             if not row.finite:
                 continue
             curve = _mean_curve(row.finite, field) * (1 if log else 100)
             ax.plot(np.arange(1, len(curve) + 1), curve, label=row.setting)
+            plotted |= bool(np.any(np.isfinite(curve) & (curve > 0)))
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabel)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        if log:
+        if not plotted:  # e.g. no validation split: nothing to show
+            ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
+        elif log:
             ax.set_yscale("log")
             ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
             ax.yaxis.set_major_formatter(plain)

@@ -41,9 +41,11 @@ def replacing(path) -> Iterator[Path]:
     ``path`` atomically (after an ``fsync``), on failure it is removed and ``path`` is
     untouched. OS errors name ``path``."""
     path = Path(path)
-    with naming(path):
+    try:
         fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
+    except OSError as e:  # named after the temporary file: name path instead
+        raise OSError(e.errno, e.strerror or str(e), str(path)) from e
+    os.close(fd)
     tmp = Path(name)
     try:
         with naming(path, instead_of=tmp):

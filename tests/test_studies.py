@@ -135,6 +135,29 @@ def test_bad_study_files_raise_naming_file_and_field(tmp_path, text, message):
     assert str(path) in str(info.value)
 
 
+def test_values_equal_once_converted_are_duplicates(tmp_path):
+    path = _write(tmp_path, 'name = "x"\nparameter = "l2"\nvalues = [0, 0.0, 1e-3]\n')
+    with pytest.raises(StudyError) as info:
+        load_study_file(path)
+    assert str(info.value) == (f"{path}: values[1] = 0.0 duplicates values[0] = 0 "
+                               "(both are l2 = 0.0)")
+    spec = load_study_file(_write(tmp_path, 'name = "x"\nparameter = "l2"\nvalues = [0, 1]\n'))
+    assert spec.values == (0.0, 1.0) and all(isinstance(v, float) for v in spec.values)
+
+
+@pytest.mark.parametrize(("base", "message"), [
+    ('activation = "softplus"', "base.activation: 'softplus' is not one of"),
+    ("hidden_size = 2.5", "base.hidden_size: expected an integer, got 2.5"),
+    ("learning_rate = [1]", "base.learning_rate: expected a number, string or boolean"),
+])
+def test_a_bad_base_field_is_blamed_on_that_field(tmp_path, base, message):
+    path = _write(tmp_path, f'name = "x"\nparameter = "l2"\nvalues = [0.0]\n[base]\n{base}\n')
+    with pytest.raises(StudyError) as info:
+        load_study_file(path)
+    assert str(info.value).startswith(f"{path}: {message}")
+    assert "values[0]" not in str(info.value)
+
+
 def test_missing_study_file(tmp_path):
     with pytest.raises(StudyError, match="file not found"):
         load_study_file(tmp_path / "nope.toml")
