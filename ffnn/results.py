@@ -82,7 +82,7 @@ class BadLine:
     reason: str
 
     def __str__(self) -> str:
-        return f"{self.path}: line {self.line}: {self.reason}; its run is computed again"
+        return f"{self.path}: line {self.line}: {self.reason}"
 
 
 def _scan(path: Path, data: bytes) -> tuple[list[dict], int, list[BadLine]]:
@@ -118,7 +118,7 @@ def read_records(path) -> list[dict]:
     path = Path(path)
     records, _, bad = _scan(path, _read(path))
     for line in bad:
-        log.warning("%s", line)
+        log.warning("%s; skipped (a re-run of the study computes its run again)", line)
     return records
 
 

@@ -560,10 +560,7 @@ def _run_locked(specs, options, out: Path, *, workers, client, fresh, console, v
                 logger.info("%s: %d records from other flags or data are kept but not used",
                             store.path, others)
             for problem in store.problems:
-                logger.warning("ignored a line that is not a record: %s", problem)
-            if store.n_bad:
-                logger.warning("%s: ignored %d incomplete record(s) or line(s) that are not "
-                               "records; their runs are redone", store.path, store.n_bad)
+                logger.warning("%s; ignored, its run is computed again", problem)
             pending.extend(todo)
 
         remaining = {name: sum(1 for r in pending if r.study == name) for name in outcomes}

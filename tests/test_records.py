@@ -140,7 +140,7 @@ def test_store_ignores_and_cuts_off_a_truncated_last_record(tmp_path, caplog):
     whole = path.read_bytes()
     path.write_bytes(whole + whole.splitlines(keepends=True)[0][:25])  # a record cut short
     assert [r["key"][0] for r in read_records(path)] == ["a", "b"]
-    assert f"{path}: line 3: incomplete last record (25 bytes, no newline)" in caplog.text
+    assert f"{path}: line 3: incomplete last record (25 bytes, no newline); skipped" in caplog.text
     with ResultStore(path) as store:
         assert set(store.records) == {"a" * 64, "b" * 64} and store.n_bad == 1
         store.append(valid_record("c"))
@@ -158,7 +158,8 @@ def test_store_skips_each_line_that_is_not_a_record_naming_file_and_line(tmp_pat
     messages = [r.getMessage() for r in caplog.records]
     assert len(messages) == 3
     assert messages[0].startswith(f"{path}: line 2: not valid JSON")
-    assert messages[1] == f"{path}: line 3: missing field 'format'; its run is computed again"
+    assert messages[1] == (f"{path}: line 3: missing field 'format'; skipped (a re-run of the "
+                           "study computes its run again)")
     assert messages[2].startswith(f"{path}: line 4: expected a JSON object, got a list")
     with ResultStore(path) as store:
         assert [p.line for p in store.problems] == [2, 3, 4] and planned not in store
