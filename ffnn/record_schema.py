@@ -183,10 +183,18 @@ def _number(name, value, *, nullable: bool) -> float:
     return number
 
 
-def _check_str(name, value):
-    if not isinstance(value, str):
-        raise _wrong(name, "a string", value)
-    return value
+def _of_type(types, expected: str):
+    """A check that ``value`` is an instance of ``types`` (``expected`` says so in words)."""
+    def check(name, value):
+        if not isinstance(value, types):
+            raise _wrong(name, expected, value)
+        return value
+    return check
+
+
+_check_str = _of_type(str, "a string")
+_check_bool = _of_type(bool, "true or false")
+_check_dict = _of_type(dict, "an object")
 
 
 def _check_key(name, value):
@@ -203,21 +211,9 @@ def _check_int(name, value, minimum=None):
     return value
 
 
-def _check_bool(name, value):
-    if not isinstance(value, bool):
-        raise _wrong(name, "true or false", value)
-    return value
-
-
 def _check_scalar(name, value):
     if value is None or isinstance(value, dict | list):
         raise _wrong(name, "a number, string or boolean", value)
-    return value
-
-
-def _check_dict(name, value):
-    if not isinstance(value, dict):
-        raise _wrong(name, "an object", value)
     return value
 
 

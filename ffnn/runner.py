@@ -429,10 +429,25 @@ class _RunFilter(logging.Filter):
         return self.show_runs or not getattr(record, "per_run", False)
 
 
+class _LogFileHandler(logging.FileHandler):
+    """A study's log file; a write that fails (full disk) is said once, in one line naming the
+    file, instead of a traceback per message (the records, not the log, are what counts)."""
+
+    failed = False
+
+    def handleError(self, record):
+        if not self.failed:
+            self.failed = True
+            error = sys.exc_info()[1]
+            sys.stderr.write(f"ffnn-run: cannot write the log {self.baseFilename} "
+                             f"({getattr(error, 'strerror', None) or error}); going on "
+                             "without it\n")
+
+
 def _study_logger(out: Path, name: str) -> tuple[logging.Logger, logging.Handler]:
     with naming(out / LOG_DIR):
         (out / LOG_DIR).mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(out / LOG_DIR / f"{name}.log", encoding="utf-8")
+    handler = _LogFileHandler(out / LOG_DIR / f"{name}.log", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logger = log.getChild(name)
     logger.setLevel(logging.INFO)

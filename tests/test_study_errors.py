@@ -254,3 +254,26 @@ def test_a_read_only_disk_names_the_file_it_could_not_write(tmp_path, tiny, monk
     assert (out / "tiny" / "plan.json").read_bytes() == before  # the old plan is intact
     line = one_line_error(invoke("report", out), exit_code=1)
     assert line.endswith(f"'{out / 'tiny' / 'curves.png'}'") and "[Errno 30]" in line
+
+
+def test_a_log_file_that_cannot_be_written_is_said_once_naming_it(tmp_path, capsys):
+    import logging
+
+    from ffnn.runner import _LogFileHandler
+
+    class FullDisk:
+        def write(self, text):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def flush(self):
+            pass
+
+    path = tmp_path / "study.log"
+    handler = _LogFileHandler(path, encoding="utf-8")
+    handler.stream.close()
+    handler.stream = FullDisk()
+    for message in ("one", "two"):
+        handler.emit(logging.LogRecord("ffnn.study", logging.INFO, "", 0, message, (), None))
+    handler.stream = None
+    assert capsys.readouterr().err.splitlines() == [
+        f"ffnn-run: cannot write the log {path} (No space left on device); going on without it"]
