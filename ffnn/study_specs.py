@@ -124,7 +124,10 @@ class StudySpec:
 def _as_field_type(name, value):
     """TOML's ``1`` for a float field becomes ``1.0``, so equal configs hash equally."""
     if _FLOAT_FIELDS.get(name) and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            raise ValueError(f"{name}: {_show(value)} is too large for a float") from None
     return value
 
 
@@ -222,7 +225,7 @@ def parse_study(data: bytes, source: str) -> StudySpec:
         doc = tomllib.loads(data.decode("utf-8"))
     except UnicodeDecodeError as e:
         raise StudyError(f"{source}: not UTF-8 text ({e.reason})") from None
-    except tomllib.TOMLDecodeError as e:
+    except ValueError as e:  # TOMLDecodeError, or an integer of more than 4300 digits
         raise StudyError(f"{source}: not valid TOML: {e}") from None
     except RecursionError:
         raise StudyError(f"{source}: not valid TOML: arrays or tables nested too deeply") \
@@ -293,10 +296,9 @@ def study_from_mapping(doc: dict, source: str) -> StudySpec:
 def _check_base(base: dict, parameter: str, fail) -> None:
     """Blame a bad ``base`` field on ``base.<field>``: check the study defaults and ``base``
     alone, the varied parameter left at ``TrainConfig``'s default."""
-    fields = {k: _as_field_type(k, v) for k, v in {**STUDY_DEFAULTS, **base}.items()
-              if k != parameter}
     try:
-        TrainConfig(**fields)
+        TrainConfig(**{k: _as_field_type(k, v) for k, v in {**STUDY_DEFAULTS, **base}.items()
+                       if k != parameter})
     except (ValueError, TypeError) as e:
         name = str(e).partition(":")[0]
         fail(f"base.{name}: {str(e).partition(':')[2].strip()}" if name in base else str(e))
