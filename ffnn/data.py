@@ -48,6 +48,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .validation import check_splits
+
 __all__ = [
     "DataError",
     "Splits",
@@ -83,7 +85,12 @@ class DataError(ValueError):
 
 @dataclass(frozen=True, eq=False, repr=False)
 class Splits:
-    """Train/validation/test arrays: X ``(n, n_features)`` floats in [0, 1], y int64.
+    """Train/validation/test arrays: X ``(n, n_features)``, y class indices ``0..n_classes-1``.
+
+    ``load_mnist`` gives float X in [0, 1] and int64 y. Splits built by hand pass the same check
+    (``ffnn.validation``): finite real X (integers are converted when training), integer y in
+    range, matching lengths and widths; ``ValueError`` names the split otherwise. Values outside
+    [0, 1] are allowed and trained on as given, but the defaults assume inputs of order one.
 
     Treat the arrays as read-only: :meth:`fingerprint` is computed once and cached.
     """
@@ -99,14 +106,7 @@ class Splits:
     _fingerprint: str | None = field(default=None, init=False, compare=False)
 
     def __post_init__(self) -> None:
-        n_features = self.X_train.shape[1] if self.X_train.ndim == 2 else None
-        for part in ("train", "val", "test"):
-            X, y = getattr(self, f"X_{part}"), getattr(self, f"y_{part}")
-            if X.ndim != 2 or X.shape[1] != n_features or y.shape != (X.shape[0],):
-                raise ValueError(
-                    f"Splits: X_{part} {X.shape} / y_{part} {y.shape} do not match "
-                    f"(n, {n_features}) / (n,)"
-                )
+        check_splits(self)
 
     @property
     def n_features(self) -> int:

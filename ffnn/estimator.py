@@ -42,6 +42,7 @@ from .kernels.layout import unpack
 from .model import Network
 from .threads import limit_threads
 from .training import epoch_order, hyper_vector, initial_parameters
+from .validation import check_split
 
 # scikit-learn's activation names, and ours, mapped onto ffnn's activation names.
 ACTIVATIONS = {"logistic": "sigmoid", "tanh": "tanh", "relu": "relu",
@@ -120,6 +121,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         else:
             self.classes_ = unique_labels(y)
         y_codes = np.searchsorted(self.classes_, y).astype(np.int64)
+        check_split("train", X, y_codes, len(self.classes_))
         if not resume:
             self._initialize(X.shape[1], len(self.classes_))
         self._train(X, y_codes, incremental=False)
@@ -148,6 +150,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         if len(unseen):
             raise ValueError(f"y has classes not in classes_ {self.classes_}: {unseen}")
         y_codes = np.searchsorted(self.classes_, y).astype(np.int64)
+        check_split("train", X, y_codes, len(self.classes_))
         if not hasattr(self, "_theta"):
             self._initialize(X.shape[1], len(self.classes_))
         self._train(X, y_codes, incremental=True)
