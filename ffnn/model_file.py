@@ -76,7 +76,8 @@ def layer_shapes(widths: Sequence[int]) -> list[tuple[tuple[int, int], tuple[int
     """``[(W shape, b shape), ...]`` per layer of a network with layer widths
     ``[n_features, *hidden_sizes, n_classes]``: layer ``l`` maps ``widths[l]`` inputs to
     ``widths[l+1]`` outputs."""
-    return [((fan_in, fan_out), (fan_out,)) for fan_in, fan_out in zip(widths, widths[1:])]
+    return [((fan_in, fan_out), (fan_out,)) for fan_in, fan_out in
+            zip(widths[:-1], widths[1:], strict=True)]
 
 
 def parameter_count(widths: Sequence[int]) -> int:
