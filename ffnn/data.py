@@ -39,6 +39,8 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
+import math
 import os
 import struct
 import warnings
@@ -72,6 +74,8 @@ IDX_STEMS = {
 ENV_VAR = "FFNN_DATA"
 _GZIP_MAGIC = b"\x1f\x8b"
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_GZIP_ERRORS = (OSError, EOFError, zlib.error)
+_CHUNK_BYTES = 1 << 24
 _CACHE_SIZE = 2
 _cache: dict[tuple, tuple] = {}
 
@@ -138,31 +142,65 @@ class Splits:
 # --------------------------------------------------------------------------- files
 
 
-def _read_bytes(path: Path) -> bytes:
-    """File contents, gunzipped if they start with the gzip magic bytes."""
+def _read_file(path: Path) -> bytes:
+    """The file's bytes as stored (``DataError`` naming the file if it cannot be read)."""
     try:
-        raw = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if raw[:2] == _GZIP_MAGIC:
+
+
+def _is_gzip(raw: bytes) -> bool:
+    return raw[:2] == _GZIP_MAGIC
+
+
+def _read_bytes(path: Path) -> bytes:
+    """File contents, gunzipped if they start with the gzip magic bytes."""
+    raw = _read_file(path)
+    if _is_gzip(raw):
         try:
             raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as exc:
+        except _GZIP_ERRORS as exc:
             raise DataError(f"{path}: corrupt gzip data ({exc})") from None
     if not raw:
         raise DataError(f"{path}: empty file")
     return raw
 
 
+def _read_up_to(path: Path, stream, n: int) -> bytes:
+    """Up to ``n`` bytes from a gzip stream, read in chunks: a header promising more than the
+    file holds costs no more memory than the file."""
+    chunks, left = [], n
+    try:
+        while left > 0:
+            chunk = stream.read(min(left, _CHUNK_BYTES))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+    except _GZIP_ERRORS as exc:
+        raise DataError(f"{path}: corrupt gzip data ({exc})") from None
+    return b"".join(chunks)
+
+
 def _idx_body(path: Path, magic: int, n_dims: int) -> tuple[tuple[int, ...], np.ndarray]:
-    """Validate an IDX header and return ``(dims, body as flat uint8)``."""
-    raw = _read_bytes(path)
+    """Validate an IDX header and return ``(dims, body as flat uint8)``.
+
+    Sizes are Python ints (a header of 2^21 x 2^21 images overflows int64 arithmetic) and are
+    checked against the data before any array is shaped; a gzip file is inflated only as far as
+    its header promises (plus one byte, to detect trailing data)."""
+    raw = _read_file(path)
+    gz = _is_gzip(raw)
+    stream = gzip.GzipFile(fileobj=io.BytesIO(raw)) if gz else None
     header_len = 4 * (1 + n_dims)
-    if len(raw) < header_len:
-        raise DataError(f"{path}: truncated header ({len(raw)} bytes, need {header_len})")
-    found, *dims = struct.unpack(f">{1 + n_dims}i", raw[:header_len])
+    header = _read_up_to(path, stream, header_len) if gz else raw[:header_len]
+    if not header:
+        raise DataError(f"{path}: empty file")
+    if len(header) < header_len:
+        raise DataError(f"{path}: truncated header ({len(header)} bytes, need {header_len})")
+    found, *dims = struct.unpack(f">{1 + n_dims}i", header)
     if found != magic:
         kind = "image" if magic == IMAGES_MAGIC else "label"
         raise DataError(
@@ -170,18 +208,22 @@ def _idx_body(path: Path, magic: int, n_dims: int) -> tuple[tuple[int, ...], np.
         )
     if min(dims) < 0:
         raise DataError(f"{path}: negative size in header {tuple(dims)}")
-    expected = header_len + int(np.prod(dims, dtype=np.int64))
-    if len(raw) < expected:
+    if n_dims > 1 and min(dims[1:]) == 0:
+        raise DataError(f"{path}: header {tuple(dims)} declares images of no pixels")
+    body_len = math.prod(dims)
+    body = _read_up_to(path, stream, body_len + 1) if gz else memoryview(raw)[header_len:]
+    if len(body) < body_len:
         raise DataError(
-            f"{path}: truncated body: header {tuple(dims)} promises {expected} bytes, "
-            f"file has {len(raw)}"
+            f"{path}: truncated body: header {tuple(dims)} promises {header_len + body_len} "
+            f"bytes, file has {header_len + len(body)}" + (" after decompression" if gz else "")
         )
-    if len(raw) > expected:
+    if len(body) > body_len:
+        extra = "trailing data" if gz else f"{len(body) - body_len} trailing bytes"
         raise DataError(
-            f"{path}: {len(raw) - expected} trailing bytes after the {expected} bytes "
+            f"{path}: {extra} after the {header_len + body_len} bytes "
             f"the header {tuple(dims)} promises"
         )
-    return tuple(dims), np.frombuffer(raw, dtype=np.uint8, offset=header_len)
+    return tuple(dims), np.frombuffer(body, dtype=np.uint8)
 
 
 def read_idx_images(path: str | os.PathLike) -> np.ndarray:
