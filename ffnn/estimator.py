@@ -35,7 +35,7 @@ except ImportError as e:  # pragma: no cover - depends on the environment
     raise ImportError(
         "ffnn.MLPClassifier needs scikit-learn: pip install 'ffnn[sklearn]'") from e
 
-from .config import TrainConfig
+from .config import TrainConfig, check_range
 from .early_stopping import EarlyStopping
 from .kernels import codes, get_backend
 from .kernels.layout import unpack
@@ -457,9 +457,4 @@ def _check_number(name, value, *, low, high=math.inf, low_open=False, high_open=
     if isinstance(value, bool) or not isinstance(value, kind):
         raise ValueError(f"{name}: expected {'an integer' if integer else 'a number'}, "
                          f"got {value!r}")
-    too_low = value <= low if low_open else value < low
-    too_high = value >= high if high_open else value > high
-    if not math.isfinite(value) or too_low or too_high:
-        lo = "(" if low_open else "["
-        hi = ")" if high_open else "]"
-        raise ValueError(f"{name}: must be in {lo}{low}, {high}{hi}, got {value!r}")
+    check_range(name, value, low=low, high=high, low_open=low_open, high_open=high_open)
