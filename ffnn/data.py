@@ -42,6 +42,7 @@ import hashlib
 import io
 import math
 import os
+import re
 import struct
 import warnings
 import zlib
@@ -324,6 +325,23 @@ def _first_bad_cell(rows: list[str], kind: type) -> tuple[int, int, str]:
     raise AssertionError("no bad cell found")  # pragma: no cover
 
 
+# numpy's parser reads a cell of only spaces and signs (" ", "-", "+ ") as 0, or -1 as a float,
+# and "+ 2" (a sign, then a space) as 2, instead of refusing them.
+_SPACES_AND_SIGNS = " \t\r\x0b\x0c+-"  # what numpy's parser skips (ASCII whitespace) or signs
+_MISREAD_CELL = re.compile(r"(?:^|,)[\s+-]*(?=,|$)|[+-]\s")
+
+
+def _check_misread_cells(path: Path, rows: list[str], joined: str, first: int) -> None:
+    """DataError at the first cell numpy would misread (slow, but only for rare files that hold
+    spaces or signs)."""
+    if not _MISREAD_CELL.search(joined):
+        return
+    for i, row in enumerate(rows):
+        for j, cell in enumerate(row.split(",")):
+            if _MISREAD_CELL.search(cell):
+                raise DataError(f"{_at(path, i + first, j)} {cell!r} is not a number")
+
+
 def _cells(path: Path, rows: list[str], n_cols: int, first: int) -> np.ndarray:
     """All cells as an ``(n_rows, n_cols)`` int64 array (float64 if some integer is written "3.0").
 
@@ -331,6 +349,8 @@ def _cells(path: Path, rows: list[str], n_cols: int, first: int) -> np.ndarray:
     to a float parse, ten times slower. A cell that is not a number raises DataError.
     """
     joined = ",".join(rows)
+    if any(char in joined for char in _SPACES_AND_SIGNS):  # rare: then look for misread cells
+        _check_misread_cells(path, rows, joined, first)
     values = _parse(joined, np.int64)
     if values is None or values.size != len(rows) * n_cols:
         i, j, cell = _first_bad_cell(rows, int)
