@@ -51,7 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .validation import check_splits
+from .validation import check_n_classes, check_splits
 
 __all__ = [
     "DataError",
@@ -505,11 +505,10 @@ def load_mnist(
         dt = None
     if dt not in _DTYPES:
         raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
-    if isinstance(n_classes, bool) or not isinstance(n_classes, (int, np.integer)) or n_classes < 1:
-        raise ValueError(f"n_classes must be a positive integer, got {n_classes!r}")
+    n_classes = check_n_classes(n_classes)
 
     where = resolve_data_path(path)
-    kind, raw = _load_raw(where, int(n_classes))
+    kind, raw = _load_raw(where, n_classes)
     rng = np.random.default_rng(seed)
     if kind == "IDX":
         X_pool, y_pool, X_test_all, y_test_all = raw
@@ -548,6 +547,6 @@ def load_mnist(
         y_val=y_pool[val_idx].astype(np.int64),
         X_test=_scale(X_tst, dt),
         y_test=y_tst.astype(np.int64),
-        n_classes=int(n_classes),
+        n_classes=n_classes,
         source=f"{where} ({kind})",
     )

@@ -85,6 +85,13 @@ def parameter_count(widths: Sequence[int]) -> int:
     return sum(math.prod(w) + math.prod(b) for w, b in layer_shapes(widths))
 
 
+def parameter_arrays(widths: Sequence[int], dtype: str) -> dict[str, ArraySpec]:
+    """The parameter members of a file for layer widths ``widths``, and the spec each must
+    meet. Format 1 stores all layers' ``W`` and ``b`` (``layer_shapes``, in order) as one flat
+    vector."""
+    return {THETA_MEMBER: ArraySpec((parameter_count(widths),), np.dtype(dtype))}
+
+
 def save_network(network: Network, path) -> None:
     """Write ``network`` to ``path`` in the layout of this module's docstring."""
     meta = {
@@ -133,9 +140,10 @@ def _read(path: Path, f) -> Network:
         meta = _read_meta(path, archive, members[META_MEMBER])
         fields, config = _check_meta(path, meta)
         widths = [fields["n_features"], fields["hidden_size"], fields["n_classes"]]
-        spec = ArraySpec((parameter_count(widths),), np.dtype(fields["dtype"]))
-        theta = _read_array(path, archive, members[THETA_MEMBER], spec,
-                            what=f"a {'-'.join(map(str, widths))} network's parameters")
+        what = f"a {'-'.join(map(str, widths))} network's parameters"
+        arrays = {name: _read_array(path, archive, members[name], spec, what)
+                  for name, spec in parameter_arrays(widths, fields["dtype"]).items()}
+    theta = arrays[THETA_MEMBER]
     bad = np.flatnonzero(~np.isfinite(theta))
     if bad.size:
         raise ModelFileError(f"{path}: {bad.size} non-finite parameter(s) (first at index "

@@ -183,7 +183,7 @@ def check_csv(path, content: bytes) -> None:
 @example(text="1,2\n0,1_0\n")  # numpy and Python disagree on "1_0"
 @example(text="0,\t")  # numpy read a blank cell as 0 (found by this test)
 @example(text="1,2\n-,1\n")  # ... and a lone sign
-@example(text="1,2.5\n0, \n")  # ... and, as a float, a blank cell as -1
+@example(text="1,2.0\n0, \n")  # ... and, as a float, a blank cell as -1
 @example(text="1,+ 2\n")  # ... and "+ 2" as 2
 def test_csv_random_text(workdir, text):
     check_csv(workdir / "random.csv", text.encode("utf-8"))

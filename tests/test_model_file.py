@@ -252,3 +252,16 @@ def test_a_network_without_config_round_trips(tmp_path):
     net.config = None
     net.save(tmp_path / "m.npz")
     assert ffnn.load_model(tmp_path / "m.npz").config is None
+
+
+def test_per_layer_shapes_match_the_flat_layout():
+    """The per-layer checks (reusable for deeper networks) agree with ``kernels.layout``."""
+    from ffnn.kernels.layout import n_params, unpack
+    from ffnn.model_file import layer_shapes, parameter_count
+
+    assert layer_shapes([784, 10, 10]) == [((784, 10), (10,)), ((10, 10), (10,))]
+    assert parameter_count([784, 10, 10]) == n_params(784, 10, 10)
+    views = unpack(np.zeros(N_PARAMS), N_FEATURES, HIDDEN, N_CLASSES)
+    assert [v.shape for v in views] == [s for layer in layer_shapes([N_FEATURES, HIDDEN,
+                                                                      N_CLASSES]) for s in layer]
+    assert parameter_count([2**40, 2**40, 2**40]) == 2**81 + 2**41 + 2**80 + 2**40  # no overflow
