@@ -37,6 +37,8 @@ def put(index, value, dtype=None):
 
 BAD_SPLITS = {  # case -> (changes, message)
     "label -1": ({"y_test": put(3, -1)}, "test labels (y_test): -1 at index 3 is outside 0..2"),
+    "all labels -1": ({"y_test": lambda y: np.full_like(y, -1)},  # reported accuracy 0.0
+                      "test labels (y_test): -1 at index 0 is outside 0..2"),
     "label n_classes": ({"y_train": put(5, N_CLASSES)},
                         "train labels (y_train): 3 at index 5 is outside 0..2"),
     "label 1e6": ({"y_val": put(2, 10**6)},
