@@ -436,7 +436,10 @@ def resolve_data_path(path: str | os.PathLike | None = None) -> Path:
 
 
 def _stat_key(path: Path) -> tuple:
-    st = path.stat()
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
     return (str(path), st.st_mtime_ns, st.st_size)
 
 

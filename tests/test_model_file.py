@@ -10,11 +10,12 @@ import zlib
 
 import numpy as np
 import pytest
+from ffnn.kernels.layout import n_params, unpack
 from numpy.lib import format as npy
 
 import ffnn
 from ffnn import ModelFileError
-from ffnn.model_file import MAX_META_BYTES
+from ffnn.model_file import MAX_META_BYTES, layer_shapes, parameter_count
 
 N_FEATURES, HIDDEN, N_CLASSES = 6, 4, 3
 N_PARAMS = N_FEATURES * HIDDEN + HIDDEN + HIDDEN * N_CLASSES + N_CLASSES
@@ -256,9 +257,6 @@ def test_a_network_without_config_round_trips(tmp_path):
 
 def test_per_layer_shapes_match_the_flat_layout():
     """The per-layer checks (reusable for deeper networks) agree with ``kernels.layout``."""
-    from ffnn.kernels.layout import n_params, unpack
-    from ffnn.model_file import layer_shapes, parameter_count
-
     assert layer_shapes([784, 10, 10]) == [((784, 10), (10,)), ((10, 10), (10,))]
     assert parameter_count([784, 10, 10]) == n_params(784, 10, 10)
     views = unpack(np.zeros(N_PARAMS), N_FEATURES, HIDDEN, N_CLASSES)
