@@ -99,7 +99,7 @@ def _check_finite(label: str, X: np.ndarray, dtype) -> None:
 
     Two reductions (min and max, which propagate NaN) decide; only a failing array pays for
     locating the culprit."""
-    if X.size == 0 or X.dtype.kind not in "f":
+    if X.size == 0 or X.dtype.kind != "f":
         return  # integers fit every float dtype this package trains in
     limit = float(np.finfo(X.dtype if dtype is None else dtype).max)
     low, high = float(X.min()), float(X.max())
