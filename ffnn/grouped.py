@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from .config import TrainConfig
 from .data import Splits
 from .training import EpochRecord, TrainResult, train, train_group
+from .validation import check_splits
 
 # Fields every configuration of one group must share (the shuffle seed is compared through
 # ``effective_shuffle_seed``).
@@ -97,6 +98,7 @@ def train_many(configs: Sequence[TrainConfig], splits: Splits, *,
     if not configs:
         return []
     check_group(configs)
+    check_splits(splits, configs[0].dtype)
     calibration = ([calibrated_epoch_seconds(config, splits) for config in configs]
                    if calibrate else None)
     results, wall_time = train_group(configs, splits, callback)

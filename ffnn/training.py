@@ -17,6 +17,7 @@ from .kernels import codes, get_backend
 from .kernels.layout import n_params, unpack
 from .model import Network
 from .threads import limit_threads
+from .validation import check_splits
 
 
 @dataclass(frozen=True)
@@ -190,6 +191,7 @@ def train_group(configs: list[TrainConfig], splits: Splits,
     that trained in it (for a group of one: its measured time).
     """
     first = configs[0]
+    check_splits(splits, first.dtype)
     backend = get_backend(first.backend)
     data = PreparedData.from_splits(splits, first.dtype, backend, first.input_path)
     for config in configs:

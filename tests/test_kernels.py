@@ -309,3 +309,12 @@ def test_sparse_and_dense_paths_agree_within_rounding(request, data, dtype, tole
     assert relative_error(dense.model.theta, sparse.model.theta) <= tolerance
     np.testing.assert_allclose([r.train_loss for r in dense.history],
                                [r.train_loss for r in sparse.history], rtol=tolerance)
+
+
+def test_scipy_sparse_splits_are_validated_without_densifying(small_mnist):
+    s = small_mnist
+    X = scipy.sparse.csr_matrix(s.X_train)
+    X.data[5] = np.nan
+    row, col = X.tocoo().row[5], X.tocoo().col[5]
+    with pytest.raises(ValueError, match=f"train features.*NaN at row {row}, column {col}"):
+        ffnn.Splits(X, s.y_train, s.X_val, s.y_val, s.X_test, s.y_test, s.n_classes, "sparse")
