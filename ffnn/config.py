@@ -22,15 +22,21 @@ DIVERGENCE_LOSS = 1e4
 class TrainConfig:
     """Hyperparameters of one training run.
 
+    Hidden layers: ``hidden_sizes=(100, 50)`` (one or more positive ints, every layer with
+    ``activation``); ``hidden_size=100`` means ``hidden_sizes=(100,)``. The canonical form,
+    whichever was given: ``hidden_sizes`` a tuple, ``hidden_size`` its one entry for one hidden
+    layer and ``None`` for more, so both spellings give equal configs and keys.
+
     Weight init: He normal (std ``sqrt(2 / fan_in)``) for relu, leaky_relu and elu; Glorot
-    uniform (limit ``sqrt(6 / (fan_in + fan_out))``) for sigmoid and tanh; biases zero. Both
-    layers are drawn from ``numpy.random.default_rng(seed)``, so ``seed`` fixes them fully.
+    uniform (limit ``sqrt(6 / (fan_in + fan_out))``) for sigmoid and tanh; biases zero. Every
+    layer, in order, is drawn from one ``numpy.random.default_rng(seed)``, so ``seed`` fixes
+    them fully.
 
     ``shuffle_seed`` (default: ``seed``) fixes the minibatch order: epoch ``e`` visits the
     training set in the order ``default_rng([shuffle_seed, e]).permutation(n_train)``, the same
     for every backend.
 
-    ``l2`` adds ``l2/2 * sum(W**2)`` over both weight matrices (not the biases) to the loss that
+    ``l2`` adds ``l2/2 * sum(W**2)`` over every weight matrix (not the biases) to the loss that
     is minimised; the reported losses are the plain mean cross-entropy.
 
     ``threads`` (default: all cores) limits numba's and BLAS's thread pools together for the
@@ -42,7 +48,7 @@ class TrainConfig:
     made is ``TrainResult.extra["input_path"]``. Left out of ``to_dict()`` at its default.
     """
 
-    hidden_size: int = 10
+    hidden_size: int | None = None
     activation: str = "elu"
     optimizer: str = "adam"
     learning_rate: float = 1e-3
@@ -64,14 +70,16 @@ class TrainConfig:
     backend: str = "numba"
     threads: int | None = None
     input_path: str = "auto"
+    hidden_sizes: tuple[int, ...] | None = None
 
     def __post_init__(self):
+        self._canonical_hidden_sizes()
         _check_choice("activation", self.activation, codes.ACTIVATIONS)
         _check_choice("optimizer", self.optimizer, codes.OPTIMIZERS)
         _check_choice("dtype", self.dtype, DTYPES)
         _check_choice("backend", self.backend, tuple(BACKENDS))
         _check_choice("input_path", self.input_path, INPUT_PATHS)
-        for name in ("hidden_size", "batch_size", "max_epochs"):
+        for name in ("batch_size", "max_epochs"):
             _check_int(name, getattr(self, name), minimum=1)
         _check_int("patience", self.patience, minimum=0)
         _check_int("seed", self.seed, minimum=0)
@@ -95,16 +103,50 @@ class TrainConfig:
         """The seed of the minibatch order (``shuffle_seed``, or ``seed`` when that is None)."""
         return self.seed if self.shuffle_seed is None else self.shuffle_seed
 
+    def _canonical_hidden_sizes(self):
+        size, sizes = self.hidden_size, self.hidden_sizes
+        if size is not None:
+            _check_int("hidden_size", size, minimum=1)
+        if sizes is None:
+            sizes = (10 if size is None else size,)
+        if isinstance(sizes, str) or not isinstance(sizes, tuple | list) or not sizes:
+            raise ValueError(f"hidden_sizes: expected a non-empty sequence of positive integers, "
+                             f"got {sizes!r}")
+        for i, h in enumerate(sizes):
+            _check_int(f"hidden_sizes[{i}]", h, minimum=1)
+        sizes = tuple(int(h) for h in sizes)
+        if size is not None and (size,) != sizes:
+            raise ValueError(f"hidden_size: {size!r} disagrees with hidden_sizes {sizes!r}; "
+                             "give one of them")
+        object.__setattr__(self, "hidden_sizes", sizes)
+        object.__setattr__(self, "hidden_size", sizes[0] if len(sizes) == 1 else None)
+
+    @property
+    def depth(self) -> int:
+        """The number of hidden layers."""
+        return len(self.hidden_sizes)
+
     def replace(self, **changes) -> "TrainConfig":
-        """A copy with some fields changed (validated again)."""
+        """A copy with some fields changed (validated again); changing ``hidden_size`` or
+        ``hidden_sizes`` replaces the other too."""
+        if "hidden_size" in changes and "hidden_sizes" not in changes:
+            changes["hidden_sizes"] = None
+        elif "hidden_sizes" in changes and "hidden_size" not in changes:
+            changes["hidden_size"] = None
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
-        """Plain-JSON form of the config (``input_path`` only when not ``"auto"``, so records
-        made before it existed keep their keys)."""
+        """Plain-JSON form of the config: ``input_path`` only when not ``"auto"``, and one
+        hidden layer as ``hidden_size`` alone, more as ``hidden_sizes`` (a list) alone, so
+        records made before these existed keep their keys."""
         values = dataclasses.asdict(self)
         if values["input_path"] == "auto":
             del values["input_path"]
+        if len(self.hidden_sizes) == 1:
+            del values["hidden_sizes"]
+        else:
+            del values["hidden_size"]
+            values["hidden_sizes"] = list(self.hidden_sizes)
         return values
 
     @classmethod

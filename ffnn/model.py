@@ -6,28 +6,32 @@ import numpy as np
 
 from .config import TrainConfig
 from .kernels import codes, get_backend
-from .kernels.layout import n_params, unpack
+from .kernels.layout import hidden_tuple, n_params, unpack
 from .validation import check_features, check_labels
 
 
 @dataclass(eq=False)
 class Network:
-    """A trained ``input -> hidden -> softmax`` network.
+    """A trained ``input -> hidden layers -> softmax`` network.
 
     ``theta`` holds every parameter in one flat vector (layout in ``ffnn.kernels.layout``);
-    ``weights`` gives the ``(W1, b1, W2, b2)`` views.
+    ``weights`` gives the ``(W1, b1, ..., W_out, b_out)`` views. ``hidden_size`` is an int for
+    one hidden layer (as before depth existed) and the tuple of sizes for more (given either
+    way; ``hidden_sizes`` is always the tuple).
     """
 
     theta: np.ndarray
     n_features: int
-    hidden_size: int
+    hidden_size: int | tuple[int, ...]
     n_classes: int
     activation: str
     backend: str = "numpy"
     config: TrainConfig | None = None
 
     def __post_init__(self):
-        expected = n_params(self.n_features, self.hidden_size, self.n_classes)
+        sizes = hidden_tuple(self.hidden_size)
+        self.hidden_size = sizes[0] if len(sizes) == 1 else sizes
+        expected = n_params(self.n_features, sizes, self.n_classes)
         if self.theta.shape != (expected,):
             raise ValueError(f"theta: expected shape ({expected},), got {self.theta.shape}")
 
@@ -36,8 +40,12 @@ class Network:
         return self.theta.dtype
 
     @property
+    def hidden_sizes(self) -> tuple[int, ...]:
+        return hidden_tuple(self.hidden_size)
+
+    @property
     def weights(self):
-        """``(W1, b1, W2, b2)`` as views into ``theta``."""
+        """``(W1, b1, ..., W_out, b_out)`` as views into ``theta``."""
         return unpack(self.theta, self.n_features, self.hidden_size, self.n_classes)
 
     def _inputs(self, X) -> np.ndarray:

@@ -5,7 +5,9 @@ Layout (format version 1): a zip archive (``numpy.savez``) of exactly two ``.npy
 
 * ``meta.npy``: a 0-d unicode array holding a JSON object with the keys of ``META_KEYS``;
 * ``theta.npy``: the flat parameter vector (layout in ``ffnn.kernels.layout``) of the network
-  whose layer widths are ``[n_features, hidden_size, n_classes]``.
+  whose layer widths are ``[n_features, *hidden_sizes, n_classes]``: every layer's ``W`` and
+  ``b`` in order. The metadata's ``hidden_size`` is an int for one hidden layer (files written
+  before depth existed are exactly these) and a list of ints for more.
 
 ``load_model`` decides everything it can before it inflates anything: the members' names,
 compression and sizes from the zip directory; the metadata (at most ``MAX_META_BYTES``) checked
@@ -25,6 +27,7 @@ import io
 import json
 import math
 import os
+import reprlib
 import struct
 import zipfile
 import zlib
@@ -97,7 +100,8 @@ def save_network(network: Network, path) -> None:
     meta = {
         "format_version": FORMAT_VERSION,
         "n_features": network.n_features,
-        "hidden_size": network.hidden_size,
+        "hidden_size": (network.hidden_size if len(network.hidden_sizes) == 1
+                        else list(network.hidden_sizes)),
         "n_classes": network.n_classes,
         "activation": network.activation,
         "backend": network.backend,
@@ -139,7 +143,9 @@ def _read(path: Path, f) -> Network:
         members = _check_members(path, archive.infolist(), file_size)
         meta = _read_meta(path, archive, members[META_MEMBER])
         fields, config = _check_meta(path, meta)
-        widths = [fields["n_features"], fields["hidden_size"], fields["n_classes"]]
+        hidden = fields["hidden_size"]
+        widths = [fields["n_features"], *(hidden if isinstance(hidden, list) else [hidden]),
+                  fields["n_classes"]]
         what = f"a {'-'.join(map(str, widths))} network's parameters"
         arrays = {name: _read_array(path, archive, members[name], spec, what)
                   for name, spec in parameter_arrays(widths, fields["dtype"]).items()}
@@ -149,7 +155,7 @@ def _read(path: Path, f) -> Network:
         raise ModelFileError(f"{path}: {bad.size} non-finite parameter(s) (first at index "
                              f"{bad[0]}): the network diverged and cannot predict")
     return Network(theta=theta, n_features=fields["n_features"],
-                   hidden_size=fields["hidden_size"], n_classes=fields["n_classes"],
+                   hidden_size=tuple(widths[1:-1]), n_classes=fields["n_classes"],
                    activation=fields["activation"], backend=fields["backend"], config=config)
 
 
@@ -212,15 +218,21 @@ def _check_meta(path: Path, meta) -> tuple[dict, TrainConfig | None]:
             part for part in (missing and f"lacks {', '.join(missing)}",
                               unknown and f"has unknown key(s) {', '.join(unknown)}") if part))
     for key in ("n_features", "hidden_size", "n_classes"):
-        if not _is_int(meta[key]) or meta[key] < 1:
-            raise ModelFileError(f"{path}: metadata {key}: expected a positive integer, got "
-                                 f"{meta[key]!r}")
+        value = meta[key]
+        if key == "hidden_size" and isinstance(value, list) and len(value) > 1 and all(
+                _is_int(h) and h >= 1 for h in value):
+            continue
+        if not _is_int(value) or value < 1:
+            wanted = "a positive integer" + (
+                " or a list of two or more" if key == "hidden_size" else "")
+            raise ModelFileError(f"{path}: metadata {key}: expected {wanted}, got "
+                                 f"{reprlib.repr(value)}")
     for key in ("activation", "backend", "dtype"):
         if not isinstance(meta[key], str):
             raise ModelFileError(f"{path}: metadata {key}: expected a string, got "
                                  f"{meta[key]!r}")
     try:  # TrainConfig decides which activations, backends, dtypes and sizes exist
-        TrainConfig(hidden_size=meta["hidden_size"], activation=meta["activation"],
+        TrainConfig(hidden_sizes=_sizes(meta["hidden_size"]), activation=meta["activation"],
                     backend=meta["backend"], dtype=meta["dtype"])
     except ValueError as e:
         raise ModelFileError(f"{path}: metadata {e}") from None
@@ -233,10 +245,12 @@ def _check_meta(path: Path, meta) -> tuple[dict, TrainConfig | None]:
             config = TrainConfig.from_dict(config)
         except (ValueError, TypeError) as e:
             raise ModelFileError(f"{path}: metadata config: {e}") from None
-        for key in ("hidden_size", "activation"):
-            if getattr(config, key) != meta[key]:
+        for key, ours in (("hidden_size", config.hidden_sizes),
+                          ("activation", config.activation)):
+            theirs = _sizes(meta[key]) if key == "hidden_size" else meta[key]
+            if ours != theirs:
                 raise ModelFileError(f"{path}: metadata says {key}={meta[key]!r} but its config "
-                                     f"says {getattr(config, key)!r}")
+                                     f"says {getattr(config, key) or list(ours)!r}")
     return {key: meta[key] for key in META_KEYS}, config
 
 
@@ -302,6 +316,11 @@ def _read_array(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo, spe
         if position != spec.nbytes or stream.read(1):  # reading to the end checks the CRC
             raise ModelFileError(f"{path}: {member} has data past its {spec.nbytes} bytes")
     return array
+
+
+def _sizes(hidden) -> tuple:
+    """The metadata's ``hidden_size`` (an int or a list) as a tuple of sizes."""
+    return tuple(hidden) if isinstance(hidden, list) else (hidden,)
 
 
 def _is_int(value) -> bool:

@@ -64,10 +64,10 @@ class TrainResult:
 def initial_parameters(config: TrainConfig, n_features: int, n_classes: int) -> np.ndarray:
     """The flat initial parameter vector fixed by ``config.seed`` (init scheme: ``TrainConfig``)."""
     rng = np.random.default_rng(config.seed)
-    H = config.hidden_size
+    H = config.hidden_sizes
     theta = np.zeros(n_params(n_features, H, n_classes), dtype=np.float64)
-    W1, _, W2, _ = unpack(theta, n_features, H, n_classes)
-    for W, (fan_in, fan_out) in ((W1, (n_features, H)), (W2, (H, n_classes))):
+    for W in unpack(theta, n_features, H, n_classes)[::2]:
+        fan_in, fan_out = W.shape
         if config.activation in ("sigmoid", "tanh"):
             limit = math.sqrt(6.0 / (fan_in + fan_out))
             W[...] = rng.uniform(-limit, limit, size=W.shape)
@@ -156,7 +156,7 @@ def end_of_epoch(config: TrainConfig, stopper: EarlyStopping, record: EpochRecor
 def networks(backend, configs, n_features: int, n_classes: int, thetas, **state):
     """The backend's ``Networks`` for ``configs`` (all of one dtype) from flat ``thetas``."""
     return backend.Networks(
-        n_features, n_classes, [c.hidden_size for c in configs],
+        n_features, n_classes, [c.hidden_sizes for c in configs],
         [codes.activation_code(c.activation) for c in configs],
         [codes.optimizer_code(c.optimizer) for c in configs],
         [hyper_vector(c) for c in configs], thetas, configs[0].dtype, **state)
@@ -248,7 +248,7 @@ def _results(backend, configs, members, thetas, data, n_threads) -> list[TrainRe
                        else (np.full(len(configs), math.nan),) * 2)
     results = []
     for k, (config, member, theta) in enumerate(zip(configs, members, thetas, strict=True)):
-        model = Network(theta, data.n_features, config.hidden_size, data.n_classes,
+        model = Network(theta, data.n_features, config.hidden_sizes, data.n_classes,
                         config.activation, config.backend, config)
         epochs = len(member.history)
         results.append(TrainResult(

@@ -59,13 +59,21 @@ EVAL_CHUNK = 256  # samples per block of the validation and prediction passes
 
 
 @jit()
-def _sizes(F, H, C):
-    """``(Hp, ob1, ow2, ob2, size)``: padded width and offsets of one network's slice."""
-    Hp = (H + LANES - 1) // LANES * LANES
-    ob1 = F * Hp
-    ow2 = ob1 + Hp
-    ob2 = ow2 + H * C
-    return Hp, ob1, ow2, ob2, ob2 + C
+def _layout(F, layers, depth, C):
+    """Offsets of one network's slice: ``[Hp, ob1, ow_2, ob_2, ..., ow_{L+1}, ob_{L+1}, size]``,
+    ``Hp`` the first hidden size padded, ``ob1`` where ``b1`` starts, ``ow_l``/``ob_l`` where
+    ``W_l``/``b_l`` start (``l = L + 1``: the output layer)."""
+    off = np.zeros(2 * depth + 3, np.int64)
+    off[0] = (layers[0] + LANES - 1) // LANES * LANES
+    off[1] = F * off[0]
+    at = off[1] + off[0]
+    for ly in range(depth):
+        n_out = layers[ly + 1] if ly + 1 < depth else C
+        off[2 + 2 * ly] = at
+        off[3 + 2 * ly] = at + layers[ly] * n_out
+        at += layers[ly] * n_out + n_out
+    off[2 * depth + 2] = at
+    return off
 
 
 @jit()
@@ -106,21 +114,42 @@ def _first_layer(p, Hp, ob1, bi, bv, bp, n, Z):
 
 
 @jit()
-def _logits(p, H, C, Hp, ow2, ob2, n, act, Z, HT, Q):
-    """Hidden activations ``HT[j, :n] = f(Z[:, j])`` (transposed: one unit over the samples)
-    and logits ``Q[c, :n] = b2[c] + sum_j HT[j] W2[j, c]``."""
+def _rows(buffer, layer, rows, n):
+    """``buffer[layer]``'s first ``rows * n`` entries as a ``rows x n`` matrix."""
+    return buffer[layer, :rows * n].reshape(rows, n)
+
+
+@jit()
+def _forward(p, off, layers, depth, C, n, act, Z, A, Q):
+    """From the first layer's pre-activations ``Z`` (``n`` rows of ``Hp``): each hidden
+    layer's activations transposed (layer ``l``'s ``H x n`` in ``_rows(A, l - 1, ...)``: one unit
+    over the samples), the later hidden layers by BLAS (``np.dot``) with bias and activation
+    fused after it, and the logits ``Q[c, :n] = b_out[c] + sum_j A_L[j] W_out[j, c]``."""
+    H, Hp = layers[0], off[0]
+    HT = _rows(A, 0, H, n)
     for j in range(H):
         hj = HT[j]
         for i in range(n):
             hj[i] = Z[i * Hp + j]
         activate(hj, n, act)
+    for ly in range(1, depth):
+        Hin, Hout, ow, ob = layers[ly - 1], layers[ly], off[2 * ly], off[2 * ly + 1]
+        Y = _rows(A, ly, Hout, n)
+        np.dot(p[ow:ob].reshape(Hin, Hout).T, _rows(A, ly - 1, Hin, n), Y)
+        for c in range(Hout):
+            y, b = Y[c], p[ob + c]
+            for i in range(n):
+                y[i] += b
+            activate(y, n, act)
+    H, ow, ob = layers[depth - 1], off[2 * depth], off[2 * depth + 1]
+    HT = _rows(A, depth - 1, H, n)
     for c in range(C):
         q = Q[c]
-        b = p[ob2 + c]
+        b = p[ob + c]
         for i in range(n):
             q[i] = b
         for j in range(H):
-            w = p[ow2 + j * C + c]
+            w = p[ow + j * C + c]
             hj = HT[j]
             for i in range(n):
                 q[i] += hj[i] * w
@@ -148,29 +177,49 @@ def _by_feature(bi, bv, bp, n, F, ci, cv, cp):
 
 
 @jit()
-def _backward_hidden(p, g, H, C, Hp, ob1, ow2, ob2, n, act, HT, Q, lab, ones, back, D):
+def _backward_hidden(p, g, off, layers, depth, C, n, act, A, Q, lab, ones, DT, D):
     """Gradient of the minibatch's mean loss, added into ``g`` (zero on entry), from the
-    probabilities ``Q``: ``dZ2 = (P - Y) / n``, ``dW2 = H^T dZ2``, ``db2``, ``db1`` and the rows
-    of ``dZ1 = dZ2 W2^T * f'`` into ``D`` (``Hp`` wide, padding zero)."""
+    probabilities ``Q``: ``dZ_out = (P - Y) / n``, ``dW_out = A_L^T dZ_out``, ``db_out``; then
+    each hidden layer's ``dZ_l = dZ_{l+1} W_{l+1}^T * f'`` (transposed, in ``DT``), the later
+    layers' ``dW_l`` and ``dZ_l`` by BLAS; ``db1`` and the rows of ``dZ_1`` into ``D`` (``Hp``
+    wide, padding zero)."""
     size = typed(n, Q)
     for i in range(n):
         Q[lab[i], i] -= typed(1.0, Q)
+    H, ow, ob = layers[depth - 1], off[2 * depth], off[2 * depth + 1]
+    HT = _rows(A, depth - 1, H, n)
     for c in range(C):
         q = Q[c]
         for i in range(n):
             q[i] = q[i] / size
-        g[ob2 + c] += dot(q, ones, n)
+        g[ob + c] += dot(q, ones, n)
         for j in range(H):
-            g[ow2 + j * C + c] += dot(HT[j], q, n)
+            g[ow + j * C + c] += dot(HT[j], q, n)
+    delta = _rows(DT, (depth - 1) % 2, H, n)
     for j in range(H):
+        back = delta[j]
         for i in range(n):
             back[i] = typed(0.0, Q)
         for c in range(C):
-            w = p[ow2 + j * C + c]
+            w = p[ow + j * C + c]
             q = Q[c]
             for i in range(n):
                 back[i] += q[i] * w
         times_derivative(back, HT[j], n, act)
+    for ly in range(depth - 1, 0, -1):
+        Hin, Hout, ow, ob = layers[ly - 1], layers[ly], off[2 * ly], off[2 * ly + 1]
+        X, dout = _rows(A, ly - 1, Hin, n), _rows(DT, ly % 2, Hout, n)
+        din = _rows(DT, (ly - 1) % 2, Hin, n)
+        np.dot(X, dout.T, g[ow:ob].reshape(Hin, Hout))  # g is zero on entry
+        for c in range(Hout):
+            g[ob + c] += dot(dout[c], ones, n)
+        np.dot(p[ow:ob].reshape(Hin, Hout), dout, din)
+        for j in range(Hin):
+            times_derivative(din[j], X[j], n, act)
+    H, Hp, ob1 = layers[0], off[0], off[1]
+    delta = _rows(DT, 0, H, n)
+    for j in range(H):
+        back = delta[j]
         for i in range(n):
             D[i * Hp + j] = back[i]
     for i in range(n):
@@ -182,7 +231,7 @@ def _backward_hidden(p, g, H, C, Hp, ob1, ow2, ob2, n, act, HT, Q, lab, ones, ba
 
 
 @jit()
-def _backward(p, g, H, C, Hp, ob1, ow2, ob2, n, act, HT, Q, lab, ones, back, D, bi, bv, bp, F,
+def _backward(p, g, off, layers, depth, C, n, act, A, Q, lab, ones, DT, D, bi, bv, bp, F,
               ci, cv, cp):
     """``_backward_hidden``, then ``dW1 = X^T dZ1`` over the nonzeros, feature by feature over
     the minibatch's CSC form (``_by_feature``): each gradient row is read and written once per
@@ -190,7 +239,8 @@ def _backward(p, g, H, C, Hp, ob1, ow2, ob2, n, act, HT, Q, lab, ones, back, D, 
     chunk (``Hp == LANES``) adds each sample's outer product instead (``scatter_all``, cheaper
     than building the CSC form for so narrow a layer): either way the order is fixed by the
     network's own width."""
-    _backward_hidden(p, g, H, C, Hp, ob1, ow2, ob2, n, act, HT, Q, lab, ones, back, D)
+    _backward_hidden(p, g, off, layers, depth, C, n, act, A, Q, lab, ones, DT, D)
+    Hp = off[0]
     if Hp == LANES:
         for i in range(n):
             scatter_all(g, Hp, 0, D, i * Hp, bv, bp[i], bi, bp[i], bp[i + 1] - bp[i], 1)
@@ -202,28 +252,31 @@ def _backward(p, g, H, C, Hp, ob1, ow2, ob2, n, act, HT, Q, lab, ones, back, D, 
 
 
 @jit()
-def dense_middle(p, g, H, C, Hp, ob1, ow2, ob2, n, act, Z, HT, Q, lab, ones, vec, D):
+def dense_middle(p, g, off, layers, depth, C, n, act, Z, A, DT, Q, lab, ones, vec, D):
     """The dense path's compiled part of a minibatch, between its two BLAS products: from the
-    first layer's pre-activations ``Z`` (``n`` rows of ``Hp``), the hidden layer, softmax and
+    first layer's pre-activations ``Z`` (``n`` rows of ``Hp``), the hidden layers, softmax and
     loss (returned, summed) and ``_backward_hidden``."""
-    _logits(p, H, C, Hp, ow2, ob2, n, act, Z, HT, Q)
+    _forward(p, off, layers, depth, C, n, act, Z, A, Q)
     loss = softmax_cross_entropy(Q, n, lab, vec[0], vec[1])
-    _backward_hidden(p, g, H, C, Hp, ob1, ow2, ob2, n, act, HT, Q, lab, ones, vec[2], D)
+    _backward_hidden(p, g, off, layers, depth, C, n, act, A, Q, lab, ones, DT, D)
     return loss
 
 
 @jit()
-def _step(p, m, v, g, ob1, ow2, ob2, size, optimizer, hyper, step, coef, cf):
-    """Optimizer step ``step`` (1-based) on one network's slice (``l2`` on W1 and W2 only)."""
+def _step(p, m, v, g, off, depth, optimizer, hyper, step, coef, cf):
+    """Optimizer step ``step`` (1-based) on one network's slice (``l2`` on the weights only)."""
     coefficients(optimizer, hyper, step, coef)
     for c in range(codes.N_COEF):
         cf[c] = coef[c]
     l2 = cf[codes.C_L2]
     zero = typed(0.0, p)
+    ob1, ow2 = off[1], off[2]
     update(p[:ob1], m[:ob1], v[:ob1], g[:ob1], l2, cf)
     update(p[ob1:ow2], m[ob1:ow2], v[ob1:ow2], g[ob1:ow2], zero, cf)
-    update(p[ow2:ob2], m[ow2:ob2], v[ow2:ob2], g[ow2:ob2], l2, cf)
-    update(p[ob2:size], m[ob2:size], v[ob2:size], g[ob2:size], zero, cf)
+    for ly in range(depth):
+        a, b, e = off[2 + 2 * ly], off[3 + 2 * ly], off[4 + 2 * ly]
+        update(p[a:b], m[a:b], v[a:b], g[a:b], l2, cf)
+        update(p[b:e], m[b:e], v[b:e], g[b:e], zero, cf)
 
 
 @jit()
@@ -235,31 +288,34 @@ def _max_row_nnz(indptr):
 
 
 @jit()
-def _widest(ids, hidden):
-    """The largest hidden size among the networks ``ids``."""
-    H = 1
+def _widest(ids, layers):
+    """``(widest first layer, widest layer)`` among the networks ``ids``."""
+    H1 = H = 1
     for k in ids:
-        H = max(H, hidden[k])
-    return H
+        H1 = max(H1, layers[k, 0])
+        for h in layers[k]:
+            H = max(H, h)
+    return H1, H
 
 
 @jit()
-def _buffers(indptr, indices, values, B, H, F, C):
-    """Work buffers for blocks of ``B`` samples, networks of up to ``H`` units:
-    the gathered rows (``bi``, ``bv``, ``bp``) and labels, ``Z`` and ``D`` (B x Hp), ``HT``,
-    ``Q``, three scratch vectors, ones."""
+def _buffers(indptr, indices, values, B, layers, ids, F, C):
+    """Work buffers for blocks of ``B`` samples, for the networks ``ids``: the gathered rows
+    (``bi``, ``bv``, ``bp``) and labels, ``Z`` and ``D`` (B x Hp), the activations ``A`` (a row
+    per layer) and deltas ``DT`` (two rows), ``Q``, three scratch vectors, ones."""
     cap = B * _max_row_nnz(indptr)
     dtype = values.dtype
-    Hp = _sizes(F, H, C)[0]
+    H1, H = _widest(ids, layers)
+    Hp = (H1 + LANES - 1) // LANES * LANES
     return (np.empty(cap, np.int32), np.empty(cap, dtype), np.zeros(B + 1, np.int64),
             np.zeros(B, np.int64), np.zeros(B * Hp, dtype), np.zeros(B * Hp, dtype),
-            np.zeros((H, B), dtype), np.zeros((C, B), dtype), np.zeros((3, B), dtype),
-            np.ones(B, dtype))
+            np.zeros((layers.shape[1], H * B), dtype), np.zeros((2, H * B), dtype),
+            np.zeros((C, B), dtype), np.zeros((3, B), dtype), np.ones(B, dtype))
 
 
 @jit()
 def train_networks(ids, indptr, indices, values, y, order, batch_size, F, C, P, M, V, G, offset,
-                   hidden, activation, optimizer, hyper, steps, losses):
+                   layers, depth, activation, optimizer, hyper, steps, losses):
     """One epoch of the networks ``ids`` over ``X[order]`` (``X`` in CSR form) in minibatches
     of ``batch_size`` (the last may be smaller), gathered once per minibatch for all of them.
     Updates their slices of ``P``, ``M``, ``V`` and their ``steps`` in place; ``losses[k]``
@@ -267,45 +323,47 @@ def train_networks(ids, indptr, indices, values, y, order, batch_size, F, C, P, 
     on disjoint ``ids`` can run concurrently (numba releases the GIL)."""
     N = order.shape[0]
     B = batch_size
-    H = _widest(ids, hidden)
-    bi, bv, bp, lab, Z, D, HT, Q, vec, ones = _buffers(indptr, indices, values, B, H, F, C)
+    bi, bv, bp, lab, Z, D, A, DT, Q, vec, ones = _buffers(indptr, indices, values, B, layers,
+                                                          ids, F, C)
     ci, cv, cp = np.empty_like(bi), np.empty_like(bv), np.zeros(F + 1, np.int64)
     coef = np.zeros(codes.N_COEF)
     cf = np.zeros(codes.N_COEF, values.dtype)
     sums = np.zeros(ids.shape[0])
+    wide = _widest(ids, layers)[0] > LANES  # some network's first layer is wider than a chunk
     n_batches = (N + B - 1) // B
     for batch in range(n_batches):
         start = batch * B
         n = min(B, N - start)
         _gather(indptr, indices, values, y, order, start, n, bi, bv, bp, lab)
-        if H > LANES:  # some network is wider than one chunk
+        if wide:
             _by_feature(bi, bv, bp, n, F, ci, cv, cp)
         for t in range(ids.shape[0]):
             k = ids[t]
-            Hp, ob1, ow2, ob2, size = _sizes(F, hidden[k], C)
-            o = offset[k]
+            L, act = depth[k], activation[k]
+            off = _layout(F, layers[k], L, C)
+            o, size = offset[k], off[2 * L + 2]
             p, m, v, g = P[o:o + size], M[o:o + size], V[o:o + size], G[o:o + size]
-            _first_layer(p, Hp, ob1, bi, bv, bp, n, Z)
-            _logits(p, hidden[k], C, Hp, ow2, ob2, n, activation[k], Z, HT, Q)
+            _first_layer(p, off[0], off[1], bi, bv, bp, n, Z)
+            _forward(p, off, layers[k], L, C, n, act, Z, A, Q)
             sums[t] += softmax_cross_entropy(Q, n, lab, vec[0], vec[1]) / n
-            _backward(p, g, hidden[k], C, Hp, ob1, ow2, ob2, n, activation[k], HT, Q, lab,
-                      ones, vec[2], D, bi, bv, bp, F, ci, cv, cp)
+            _backward(p, g, off, layers[k], L, C, n, act, A, Q, lab, ones, DT, D, bi, bv, bp,
+                      F, ci, cv, cp)
             steps[k] += 1
-            _step(p, m, v, g, ob1, ow2, ob2, size, optimizer[k], hyper[k], steps[k], coef, cf)
+            _step(p, m, v, g, off, L, optimizer[k], hyper[k], steps[k], coef, cf)
     for t in range(ids.shape[0]):
         losses[ids[t]] = sums[t] / n_batches
 
 
 @jit()
-def evaluate_networks(ids, indptr, indices, values, y, F, C, P, offset, hidden, activation,
-                      losses, accuracies, Hout, Pout):
+def evaluate_networks(ids, indptr, indices, values, y, F, C, P, offset, layers, depth,
+                      activation, losses, accuracies, Hout, Pout):
     """Mean cross-entropy ``losses[k]`` and accuracy ``accuracies[k]`` of the networks ``ids``
     on the CSR rows in order, ``EVAL_CHUNK`` at a time. When ``Pout`` has a row per sample
-    (one network), its probabilities and hidden activations go to ``Pout`` and ``Hout``."""
+    (one network), its probabilities and last hidden activations go to ``Pout`` and ``Hout``."""
     N = indptr.shape[0] - 1
     B = EVAL_CHUNK
-    H = _widest(ids, hidden)
-    bi, bv, bp, lab, Z, D, HT, Q, vec, ones = _buffers(indptr, indices, values, B, H, F, C)
+    bi, bv, bp, lab, Z, D, A, DT, Q, vec, ones = _buffers(indptr, indices, values, B, layers,
+                                                          ids, F, C)
     order = np.arange(N)
     loss_sum = np.zeros(ids.shape[0])
     correct = np.zeros(ids.shape[0], np.int64)
@@ -314,17 +372,19 @@ def evaluate_networks(ids, indptr, indices, values, y, F, C, P, offset, hidden, 
         _gather(indptr, indices, values, y, order, start, n, bi, bv, bp, lab)
         for t in range(ids.shape[0]):
             k = ids[t]
-            Hp, ob1, ow2, ob2, size = _sizes(F, hidden[k], C)
-            p = P[offset[k]:offset[k] + size]
-            _first_layer(p, Hp, ob1, bi, bv, bp, n, Z)
-            _logits(p, hidden[k], C, Hp, ow2, ob2, n, activation[k], Z, HT, Q)
+            L = depth[k]
+            off = _layout(F, layers[k], L, C)
+            p = P[offset[k]:offset[k] + off[2 * L + 2]]
+            _first_layer(p, off[0], off[1], bi, bv, bp, n, Z)
+            _forward(p, off, layers[k], L, C, n, activation[k], Z, A, Q)
             correct[t] += count_correct(Q, n, lab)
             loss_sum[t] += softmax_cross_entropy(Q, n, lab, vec[0], vec[1])
             if Pout.shape[0] == N:
+                HT = _rows(A, L - 1, layers[k, L - 1], n)
                 for i in range(n):
                     for c in range(C):
                         Pout[start + i, c] = Q[c, i]
-                    for j in range(hidden[k]):
+                    for j in range(layers[k, L - 1]):
                         Hout[start + i, j] = HT[j, i]
     for t in range(ids.shape[0]):
         losses[ids[t]] = loss_sum[t] / N
@@ -402,7 +462,9 @@ class Networks:
     def __init__(self, n_features, n_classes, hidden, activation, optimizer, hyper, thetas,
                  dtype, moments=None, steps=None):
         describe(self, n_features, n_classes, hidden, activation, optimizer, hyper, steps)
-        sizes = [_sizes(self.n_features, int(h), self.n_classes)[4] for h in self.hidden]
+        self.layouts = [_layout(self.n_features, self.layers[k], self.depth[k], self.n_classes)
+                        for k in range(len(self.sizes))]
+        sizes = [int(off[-1]) for off in self.layouts]
         self.offset = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
         total = int(sum(sizes))
         self.P, self.M, self.V, self.G = (np.zeros(total, dtype) for _ in range(4))
@@ -416,20 +478,24 @@ class Networks:
         return len(self.hidden)
 
     def _views(self, buffer, k):
-        """``(W1, b1, W2, b2)`` of network ``k`` in ``buffer`` (W1 and b1 without padding)."""
-        F, C, H = self.n_features, self.n_classes, int(self.hidden[k])
-        Hp, ob1, ow2, ob2, size = _sizes(F, H, C)
-        s = buffer[self.offset[k]:self.offset[k] + size]
-        return (s[:ob1].reshape(F, Hp)[:, :H], s[ob1:ob1 + H], s[ow2:ob2].reshape(H, C),
-                s[ob2:size])
+        """``(W1, b1, ..., W_out, b_out)`` of network ``k`` in ``buffer`` (W1 and b1 without
+        padding)."""
+        F, C, H = self.n_features, self.n_classes, self.sizes[k]
+        off = self.layouts[k]
+        s = buffer[self.offset[k]:self.offset[k] + off[-1]]
+        views = [s[:off[1]].reshape(F, off[0])[:, :H[0]], s[off[1]:off[1] + H[0]]]
+        for ly, (n_in, n_out) in enumerate(zip(H, (*H[1:], C), strict=True)):
+            views += [s[off[2 + 2 * ly]:off[3 + 2 * ly]].reshape(n_in, n_out),
+                      s[off[3 + 2 * ly]:off[4 + 2 * ly]]]
+        return views
 
     def _pack(self, buffer, k, theta):
         for packed, flat in zip(self._views(buffer, k), unpack(
-                theta, self.n_features, int(self.hidden[k]), self.n_classes), strict=True):
+                theta, self.n_features, self.sizes[k], self.n_classes), strict=True):
             packed[...] = flat
 
     def _flat(self, buffer, k):
-        H = int(self.hidden[k])
+        H = self.sizes[k]
         theta = np.empty(n_params(self.n_features, H, self.n_classes), buffer.dtype)
         for flat, packed in zip(unpack(theta, self.n_features, H, self.n_classes),
                                 self._views(buffer, k), strict=True):
@@ -458,15 +524,16 @@ def _thread_pool(workers: int) -> ThreadPoolExecutor:
     return _pool[2]
 
 
-def _split(ids, hidden, threads):
-    """``ids`` in at most ``threads`` parts of about equal work (padded hidden width), largest
+def _split(ids, nets, threads):
+    """``ids`` in at most ``threads`` parts of about equal work (parameter count), largest
     networks first onto the least loaded part."""
     parts = [[] for _ in range(max(1, min(threads, len(ids))))]
     load = [0] * len(parts)
-    for k in sorted(ids, key=lambda k: -int(hidden[k])):
+    work = [int(off[-1]) for off in nets.layouts]
+    for k in sorted(ids, key=lambda k: -work[k]):
         t = load.index(min(load))
         parts[t].append(k)
-        load[t] += -(-int(hidden[k]) // LANES) + 1
+        load[t] += work[k]
     return [np.array(sorted(part), dtype=np.int64) for part in parts]
 
 
@@ -489,11 +556,11 @@ def train_group(inputs, y, order, batch_size, nets, active, threads=1):
     if inputs.path == "dense":
         return _train_dense(inputs.dense, y, order, int(batch_size), nets, list(active))
     losses = np.zeros(len(nets))
-    parts = _split(list(active), nets.hidden, threads)
+    parts = _split(list(active), nets, threads)
     _run(train_networks, parts, *inputs.csr(), y, np.ascontiguousarray(order, np.int64),
          int(batch_size), nets.n_features, nets.n_classes, nets.P, nets.M, nets.V, nets.G,
-         nets.offset, nets.hidden, nets.activation, nets.optimizer, nets.hyper, nets.steps,
-         losses)
+         nets.offset, nets.layers, nets.depth, nets.activation, nets.optimizer, nets.hyper,
+         nets.steps, losses)
     return losses[list(active)]
 
 
@@ -504,12 +571,12 @@ def _train_dense(X, y, order, B, nets, active):
     in an order that depends on its thread count (numpy issue 25100), so this path promises
     agreement within rounding, not bitwise equality across thread counts."""
     F, C = nets.n_features, nets.n_classes
-    H = int(max(nets.hidden[k] for k in active))
-    Hp = _sizes(F, H, C)[0]
+    H1, H = _widest(np.array(active, np.int64), nets.layers)
+    Hp = -(-int(H1) // LANES) * LANES
     dtype = nets.P.dtype
     Z, D = np.zeros(B * Hp, dtype), np.zeros(B * Hp, dtype)
-    HT, Q, vec, ones = (np.zeros((H, B), dtype), np.zeros((C, B), dtype),
-                        np.zeros((3, B), dtype), np.ones(B, dtype))
+    A, DT = np.zeros((nets.layers.shape[1], H * B), dtype), np.zeros((2, H * B), dtype)
+    Q, vec, ones = np.zeros((C, B), dtype), np.zeros((3, B), dtype), np.ones(B, dtype)
     coef, cf = np.zeros(codes.N_COEF), np.zeros(codes.N_COEF, dtype)
     sums = np.zeros(len(active))
     n_batches = -(-len(order) // B)
@@ -518,17 +585,17 @@ def _train_dense(X, y, order, B, nets, active):
         n = len(rows)
         Xb, lab = X[rows], np.ascontiguousarray(y[rows])
         for t, k in enumerate(active):
-            Hk, o = int(nets.hidden[k]), int(nets.offset[k])
-            Hp, ob1, ow2, ob2, size = _sizes(F, Hk, C)
-            p, m, v, g = (a[o:o + size] for a in (nets.P, nets.M, nets.V, nets.G))
+            off, o, L = nets.layouts[k], int(nets.offset[k]), int(nets.depth[k])
+            Hp, ob1, ow2 = (int(x) for x in off[:3])
+            p, m, v, g = (a[o:o + off[-1]] for a in (nets.P, nets.M, nets.V, nets.G))
             Zb = Z[:n * Hp].reshape(n, Hp)
             np.matmul(Xb, p[:ob1].reshape(F, Hp), out=Zb)
             Zb += p[ob1:ow2]
-            sums[t] += dense_middle(p, g, Hk, C, Hp, ob1, ow2, ob2, n, int(nets.activation[k]),
-                                    Z, HT, Q, lab, ones, vec, D) / n
+            sums[t] += dense_middle(p, g, off, nets.layers[k], L, C, n, int(nets.activation[k]),
+                                    Z, A, DT, Q, lab, ones, vec, D) / n
             np.matmul(Xb.T, D[:n * Hp].reshape(n, Hp), out=g[:ob1].reshape(F, Hp))
             nets.steps[k] += 1
-            _step(p, m, v, g, ob1, ow2, ob2, size, int(nets.optimizer[k]), nets.hyper[k],
+            _step(p, m, v, g, off, L, int(nets.optimizer[k]), nets.hyper[k],
                   int(nets.steps[k]), coef, cf)
     return sums / n_batches
 
@@ -542,32 +609,33 @@ def _evaluate(inputs, y, nets, active, threads=1, outputs=None):
     """``evaluate_group``, also writing one network's ``(H, P)`` into ``outputs``."""
     losses, accuracies = np.zeros(len(nets)), np.zeros(len(nets))
     Hout, Pout = outputs if outputs is not None else (np.zeros((0, 1), nets.P.dtype),) * 2
-    parts = _split(list(active), nets.hidden, threads)
+    parts = _split(list(active), nets, threads)
     _run(evaluate_networks, parts, *inputs.csr(), y, nets.n_features, nets.n_classes, nets.P,
-         nets.offset, nets.hidden, nets.activation, losses, accuracies, Hout, Pout)
+         nets.offset, nets.layers, nets.depth, nets.activation, losses, accuracies, Hout, Pout)
     return losses[list(active)], accuracies[list(active)]
 
 
-def _single(X, theta, hidden_size, n_classes, activation):
+def _single(X, theta, hidden, n_classes, activation):
     X = X if isinstance(X, Inputs) else prepare(X, theta.dtype)
-    nets = Networks(X.shape[1], n_classes, [hidden_size], [activation], [0],
+    nets = Networks(X.shape[1], n_classes, [hidden], [activation], [0],
                     np.zeros((1, codes.N_HYPER)), [theta], theta.dtype)
     return X, nets
 
 
-def forward(X, theta, hidden_size, n_classes, activation):
-    """Hidden activations ``H`` and class probabilities ``P`` of one network on the rows of
-    ``X`` (an array, a ``scipy.sparse`` matrix or ``Inputs``)."""
-    X, nets = _single(X, theta, hidden_size, n_classes, activation)
-    Hout = np.zeros((X.shape[0], hidden_size), theta.dtype)
+def forward(X, theta, hidden, n_classes, activation):
+    """Last hidden activations ``H`` and class probabilities ``P`` of one network (``hidden``:
+    its hidden sizes, or one int) on the rows of ``X`` (an array, a ``scipy.sparse`` matrix or
+    ``Inputs``)."""
+    X, nets = _single(X, theta, hidden, n_classes, activation)
+    Hout = np.zeros((X.shape[0], nets.sizes[0][-1]), theta.dtype)
     Pout = np.zeros((X.shape[0], n_classes), theta.dtype)
     _evaluate(X, np.zeros(X.shape[0], np.int64), nets, [0], outputs=(Hout, Pout))
     return Hout, Pout
 
 
-def evaluate(X, y, theta, hidden_size, n_classes, activation):
+def evaluate(X, y, theta, hidden, n_classes, activation):
     """``(mean cross-entropy, accuracy)`` of one network on ``(X, y)``."""
-    X, nets = _single(X, theta, hidden_size, n_classes, activation)
+    X, nets = _single(X, theta, hidden, n_classes, activation)
     if X.shape[0] == 0:
         return float("nan"), float("nan")
     losses, accuracies = evaluate_group(X, np.ascontiguousarray(y, np.int64), nets, [0])
@@ -603,12 +671,12 @@ def warm_up(dtype: str) -> None:
                     "numba's cache afterwards)...", dtype)
     X = np.array([[0.0, 0.5, 0.0], [1.0, 0.0, 0.25], [0.0, 0.0, 0.75]], dtype)
     y = np.array([0, 1, 1], np.int64)
-    theta = np.full(n_params(3, 2, 2), 0.1, dtype)
-    nets = Networks(3, 2, [2], [codes.ELU], [codes.ADAM], np.full((1, codes.N_HYPER), 0.1),
+    theta = np.full(n_params(3, (2, 2), 2), 0.1, dtype)
+    nets = Networks(3, 2, [(2, 2)], [codes.ELU], [codes.ADAM], np.full((1, codes.N_HYPER), 0.1),
                     [theta], dtype)
     for path in INPUT_PATHS[1:]:  # both first-layer paths
         inputs = prepare(X, dtype, path)
         train_group(inputs, y, np.arange(3), 2, nets, [0])
     evaluate_group(inputs, y, nets, [0])
-    forward(inputs, theta, 2, 2, codes.ELU)
+    forward(inputs, theta, (2, 2), 2, codes.ELU)
     _WARM.add(dtype)

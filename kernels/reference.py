@@ -1,19 +1,24 @@
 """The pure-NumPy reference backend: written for clarity, the oracle for the fast kernels.
 
-The network is ``input -> hidden (activation f) -> softmax``. For a minibatch ``X`` (B x F) with
-integer labels ``y``::
+The network has ``L >= 1`` hidden layers of sizes ``H_1 .. H_L``, all with the activation
+``f``, and a softmax output. For a minibatch ``X`` (B x F) with integer labels ``y``, ``A_0 = X``::
 
-    Z1 = X W1 + b1          H = f(Z1)
-    Z2 = H W2 + b2          P = softmax(Z2)         (computed stably, Z2 - max(Z2) per row)
-    loss = -(1/B) sum_i log P[i, y_i]               (mean cross-entropy: the reported "loss")
+    Z_l = A_{l-1} W_l + b_l     A_l = f(Z_l)          (l = 1 .. L)
+    Z_out = A_L W_out + b_out   P = softmax(Z_out)    (computed stably, minus each row's max)
+    loss = -(1/B) sum_i log P[i, y_i]                 (mean cross-entropy: the reported "loss")
 
-Training minimises ``loss + l2/2 * (||W1||^2 + ||W2||^2)`` (weights only, not biases), whose
-gradient is, with ``Y`` the one-hot labels::
+(``W_out = W_{L+1}``). Training minimises ``loss + l2/2 * sum_l ||W_l||^2`` (every weight
+matrix, not the biases), whose gradient is, with ``Y`` the one-hot labels::
 
-    dZ2 = (P - Y) / B
-    dW2 = H^T dZ2 + l2 W2         db2 = sum_i dZ2[i]
-    dZ1 = (dZ2 W2^T) * f'(Z1)
-    dW1 = X^T dZ1 + l2 W1         db1 = sum_i dZ1[i]
+    dZ_out = (P - Y) / B
+    dW_out = A_L^T dZ_out + l2 W_out                  db_out = sum_i dZ_out[i]
+    dZ_l   = (dZ_{l+1} W_{l+1}^T) * f'(Z_l)           (l = L .. 1; dZ_{L+1} = dZ_out)
+    dW_l   = A_{l-1}^T dZ_l + l2 W_l                  db_l = sum_i dZ_l[i]
+
+Init (``ffnn.training.initial_parameters``): each ``W_l`` in turn, from one
+``numpy.random.default_rng(seed)``: He normal (std ``sqrt(2 / fan_in)``) for relu, leaky_relu
+and elu, Glorot uniform (limit ``sqrt(6 / (fan_in + fan_out))``) for sigmoid and tanh; biases
+zero. For one hidden layer all of this is ``input -> hidden -> softmax`` as before.
 
 ``f'`` is computed from the activation's output ``H`` (as scikit-learn does): sigmoid
 ``H(1-H)``, tanh ``1-H^2``, relu ``[H>0]``, leaky_relu ``1 if H>0 else 0.01``, elu
@@ -84,11 +89,21 @@ def activation_derivative(H: np.ndarray, activation: int) -> np.ndarray:
     raise ValueError(f"unknown activation code {activation}")
 
 
-def forward(X, theta, hidden_size, n_classes, activation):
-    """Hidden activations ``H`` and class probabilities ``P`` for the rows of ``X``."""
-    W1, b1, W2, b2 = unpack(theta, X.shape[1], hidden_size, n_classes)
-    H = activate(X @ W1 + b1, activation)
-    Z2 = H @ W2 + b2
+def _hidden_layers(X, params, activation):
+    """``[A_1, ..., A_L]`` for the rows of ``X`` (``params``: ``unpack``'s views)."""
+    A, layers = X, []
+    for W, b in zip(params[:-2:2], params[1:-2:2], strict=True):
+        A = activate(A @ W + b, activation)
+        layers.append(A)
+    return layers
+
+
+def forward(X, theta, hidden, n_classes, activation):
+    """Last hidden activations ``A_L`` and class probabilities ``P`` for the rows of ``X``
+    (``hidden``: the hidden sizes, or one int)."""
+    params = unpack(theta, X.shape[1], hidden, n_classes)
+    H = _hidden_layers(X, params, activation)[-1]
+    Z2 = H @ params[-2] + params[-1]
     Z2 = Z2 - Z2.max(axis=1, keepdims=True)
     E = np.exp(Z2)
     return H, E / E.sum(axis=1, keepdims=True)
@@ -99,24 +114,25 @@ def _log_softmax(Z2):
     return Z2 - np.log(np.exp(Z2).sum(axis=1, keepdims=True))
 
 
-def loss_and_gradient(X, y, theta, grad, hidden_size, n_classes, activation, l2):
+def loss_and_gradient(X, y, theta, grad, hidden, n_classes, activation, l2):
     """Mean cross-entropy of the minibatch; writes the penalised loss's gradient into ``grad``."""
     B = X.shape[0]
-    W1, b1, W2, b2 = unpack(theta, X.shape[1], hidden_size, n_classes)
-    gW1, gb1, gW2, gb2 = unpack(grad, X.shape[1], hidden_size, n_classes)
-    H = activate(X @ W1 + b1, activation)
-    log_P = _log_softmax(H @ W2 + b2)
+    params = unpack(theta, X.shape[1], hidden, n_classes)
+    grads = unpack(grad, X.shape[1], hidden, n_classes)
+    inputs = [X, *_hidden_layers(X, params, activation)]  # A_0 .. A_L
+    log_P = _log_softmax(inputs[-1] @ params[-2] + params[-1])
     rows = np.arange(B)
     loss = -log_P[rows, y].mean()
 
-    dZ2 = np.exp(log_P)
-    dZ2[rows, y] -= 1
-    dZ2 /= B
-    gW2[...] = H.T @ dZ2 + l2 * W2
-    gb2[...] = dZ2.sum(axis=0)
-    dZ1 = (dZ2 @ W2.T) * activation_derivative(H, activation)
-    gW1[...] = X.T @ dZ1 + l2 * W1
-    gb1[...] = dZ1.sum(axis=0)
+    dZ = np.exp(log_P)
+    dZ[rows, y] -= 1
+    dZ /= B
+    for layer in range(len(inputs) - 1, -1, -1):  # W_{layer+1}: from A_layer
+        W, gW, gb = params[2 * layer], grads[2 * layer], grads[2 * layer + 1]
+        gW[...] = inputs[layer].T @ dZ + l2 * W
+        gb[...] = dZ.sum(axis=0)
+        if layer:
+            dZ = (dZ @ W.T) * activation_derivative(inputs[layer], activation)
     return float(loss)
 
 
@@ -154,7 +170,7 @@ def update(theta, grad, m, v, step, optimizer, hyper):
         raise ValueError(f"unknown optimizer code {optimizer}")
 
 
-def train_epoch(X, y, order, batch_size, theta, m, v, step, hidden_size, n_classes,
+def train_epoch(X, y, order, batch_size, theta, m, v, step, hidden, n_classes,
                 activation, optimizer, hyper):
     """One pass over ``X[order]`` in minibatches of ``batch_size`` (the last may be smaller).
 
@@ -164,17 +180,17 @@ def train_epoch(X, y, order, batch_size, theta, m, v, step, hidden_size, n_class
     losses = []
     for start in range(0, len(order), batch_size):
         batch = order[start:start + batch_size]
-        losses.append(loss_and_gradient(X[batch], y[batch], theta, grad, hidden_size,
+        losses.append(loss_and_gradient(X[batch], y[batch], theta, grad, hidden,
                                         n_classes, activation, hyper[codes.L2]))
         step += 1
         update(theta, grad, m, v, step, optimizer, hyper)
     return float(np.mean(losses)), step
 
 
-def evaluate(X, y, theta, hidden_size, n_classes, activation):
+def evaluate(X, y, theta, hidden, n_classes, activation):
     """``(mean cross-entropy, accuracy)`` of the network on ``(X, y)``."""
-    W1, b1, W2, b2 = unpack(theta, X.shape[1], hidden_size, n_classes)
-    log_P = _log_softmax(activate(X @ W1 + b1, activation) @ W2 + b2)
+    params = unpack(theta, X.shape[1], hidden, n_classes)
+    log_P = _log_softmax(_hidden_layers(X, params, activation)[-1] @ params[-2] + params[-1])
     loss = -log_P[np.arange(len(y)), y].mean()
     accuracy = (log_P.argmax(axis=1) == y).mean()
     return float(loss), float(accuracy)
@@ -211,7 +227,7 @@ def train_group(inputs, y, order, batch_size, nets, active, threads=1):
         m, v = nets.states[k]
         loss, nets.steps[k] = train_epoch(
             inputs, y, order, batch_size, nets.thetas[k], m, v, int(nets.steps[k]),
-            int(nets.hidden[k]), nets.n_classes, int(nets.activation[k]),
+            nets.sizes[k], nets.n_classes, int(nets.activation[k]),
             int(nets.optimizer[k]), nets.hyper[k])
         losses.append(loss)
     return np.array(losses)
@@ -219,6 +235,6 @@ def train_group(inputs, y, order, batch_size, nets, active, threads=1):
 
 def evaluate_group(inputs, y, nets, active, threads=1):
     """``(losses, accuracies)`` of the networks ``active`` on ``(inputs, y)``, in that order."""
-    results = [evaluate(inputs, y, nets.thetas[k], int(nets.hidden[k]), nets.n_classes,
+    results = [evaluate(inputs, y, nets.thetas[k], nets.sizes[k], nets.n_classes,
                         int(nets.activation[k])) for k in active]
     return np.array([r[0] for r in results]), np.array([r[1] for r in results])
