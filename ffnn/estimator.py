@@ -1,6 +1,6 @@
 """``MLPClassifier``: a scikit-learn estimator on top of ffnn's kernels.
 
-Drop-in for ``sklearn.neural_network.MLPClassifier`` with one hidden layer: the constructor
+Drop-in for ``sklearn.neural_network.MLPClassifier`` (any number of hidden layers): the constructor
 takes scikit-learn's parameter names and defaults, ``fit`` / ``partial_fit`` / ``predict`` /
 ``predict_proba`` / ``score`` behave as scikit-learn's do, and the fitted attributes
 (``classes_``, ``n_features_in_``, ``loss_curve_``, ``n_iter_``, ``best_loss_``,
@@ -32,7 +32,7 @@ try:
     from sklearn.model_selection import train_test_split
     from sklearn.utils import check_random_state
     from sklearn.utils.multiclass import type_of_target, unique_labels
-    from sklearn.utils.validation import check_is_fitted, validate_data
+    from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 except ImportError as e:  # pragma: no cover - depends on the environment
     raise ImportError(
         "ffnn.MLPClassifier needs scikit-learn: pip install 'ffnn[sklearn]'") from e
@@ -55,7 +55,7 @@ _MAX_SEED = np.iinfo(np.int32).max
 
 
 class MLPClassifier(ClassifierMixin, BaseEstimator):
-    """Multi-layer perceptron classifier with one hidden layer, trained by ffnn's kernels.
+    """Multi-layer perceptron classifier, trained by ffnn's kernels.
 
     Parameters follow ``sklearn.neural_network.MLPClassifier`` (same names, same defaults);
     ``docs/estimator.md`` lists how each maps onto ``ffnn.TrainConfig`` and where the behaviour
@@ -66,7 +66,11 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     backend : {'numba', 'numpy'}, default='numba'
         Compute backend (``ffnn.kernels``).
 
-    Notable differences: one hidden layer only; ``activation='identity'``, ``solver='lbfgs'``
+    ``sample_weight`` (``fit``, ``partial_fit``) is normalised as scikit-learn 1.9 does: each
+    minibatch's per-sample losses times their weights and the ``alpha`` penalty are both divided
+    by the minibatch's weight sum. A minibatch whose weights sum to zero is skipped (no step).
+
+    Notable differences: ``activation='identity'``, ``solver='lbfgs'``
     and learning-rate schedules other than ``'constant'`` are refused; ``solver='rmsprop'`` is
     added; ``early_stopping=True`` monitors the validation *loss* (``tol`` is the minimum
     improvement, ``n_iter_no_change`` the patience) and restores the best weights.
@@ -111,11 +115,13 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ public API
 
-    def fit(self, X, y):
-        """Train on ``(X, y)`` for up to ``max_iter`` epochs (from scratch unless warm_start)."""
+    def fit(self, X, y, sample_weight=None):
+        """Train on ``(X, y)`` for up to ``max_iter`` epochs (from scratch unless warm_start),
+        sample ``i`` weighted ``sample_weight[i]`` (default: all 1)."""
         self._check_params()
         resume = self.warm_start and hasattr(self, "_theta")
         X, y = self._validate_X_y(X, y, reset=not resume)
+        sample_weight = self._sample_weight(sample_weight, X)
         if resume:
             if not np.array_equal(unique_labels(y), self.classes_):
                 raise ValueError(
@@ -127,13 +133,14 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         check_split("train", X, y_codes, len(self.classes_))
         if not resume:
             self._initialize(X.shape[1], len(self.classes_))
-        self._train(X, y_codes, incremental=False)
+        self._train(X, y_codes, sample_weight, incremental=False)
         return self
 
-    def partial_fit(self, X, y, classes=None):
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
         """One epoch over ``(X, y)``, continuing from the current weights and optimizer state.
 
-        ``classes`` (every label that will ever be seen) is required on the first call.
+        ``classes`` (every label that will ever be seen) is required on the first call. (Its
+        position moved from third to fourth with ``sample_weight``: scikit-learn 1.9's order.)
         """
         self._check_params()
         if self.early_stopping:
@@ -142,6 +149,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         if first_call and classes is None:
             raise ValueError("classes must be passed on the first call to partial_fit.")
         X, y = self._validate_X_y(X, y, reset=first_call)
+        sample_weight = self._sample_weight(sample_weight, X)
         if classes is not None:
             classes = unique_labels(classes)
             if first_call:
@@ -156,7 +164,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         check_split("train", X, y_codes, len(self.classes_))
         if not hasattr(self, "_theta"):
             self._initialize(X.shape[1], len(self.classes_))
-        self._train(X, y_codes, incremental=True)
+        self._train(X, y_codes, sample_weight, incremental=True)
         return self
 
     def predict_proba(self, X):
@@ -165,7 +173,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         X = self._validate_X(X, reset=False, dtype=self._theta.dtype)
         theta = self._theta if self._theta.flags.writeable else self._theta.copy()
         _, P = get_backend(self.backend).forward(
-            X, theta, self._hidden_size, len(self.classes_),
+            X, theta, self._hidden_sizes, len(self.classes_),
             codes.activation_code(ACTIVATIONS[self._activation]))
         return P
 
@@ -184,21 +192,19 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     @property
     def coefs_(self):
-        """``[W1, W2]``: views into the trained parameters (scikit-learn's layout)."""
-        W1, _, W2, _ = self._weights()
-        return [W1, W2]
+        """``[W1, ..., W_{L+1}]``: views into the trained parameters (scikit-learn's layout)."""
+        return list(self._weights()[::2])
 
     @property
     def intercepts_(self):
-        """``[b1, b2]``: views into the trained parameters."""
-        _, b1, _, b2 = self._weights()
-        return [b1, b2]
+        """``[b1, ..., b_{L+1}]``: views into the trained parameters."""
+        return list(self._weights()[1::2])
 
     @property
     def network_(self) -> Network:
         """The trained network as an ``ffnn.Network`` (``.save(path)`` writes it)."""
         check_is_fitted(self)
-        return Network(self._theta.copy(), self.n_features_in_, self._hidden_size,
+        return Network(self._theta.copy(), self.n_features_in_, self._hidden_sizes,
                        len(self.classes_), ACTIVATIONS[self._activation], self.backend,
                        self._config)
 
@@ -213,17 +219,14 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     def _weights(self):
         if not hasattr(self, "_theta"):
             raise AttributeError("this MLPClassifier is not fitted yet")
-        return unpack(self._theta, self.n_features_in_, self._hidden_size, len(self.classes_))
+        return unpack(self._theta, self.n_features_in_, self._hidden_sizes, len(self.classes_))
 
     def _check_params(self) -> None:
         """Validate the constructor parameters (scikit-learn validates in fit, not __init__)."""
         sizes = self.hidden_layer_sizes
         sizes = [sizes] if isinstance(sizes, numbers.Integral) else list(np.ravel(sizes))
-        if len(sizes) != 1:
-            raise ValueError(f"hidden_layer_sizes: ffnn supports exactly one hidden layer, got "
-                             f"{self.hidden_layer_sizes!r}")
-        if (isinstance(sizes[0], bool) or not isinstance(sizes[0], numbers.Integral)
-                or sizes[0] < 1):
+        if not sizes or any(isinstance(h, bool) or not isinstance(h, numbers.Integral) or h < 1
+                            for h in sizes):
             raise ValueError(f"hidden_layer_sizes must be > 0, got {self.hidden_layer_sizes!r}")
         if self.activation == "identity":
             raise ValueError("activation: 'identity' is not supported by ffnn; use one of "
@@ -273,6 +276,13 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                              "multiclass labels (no multilabel, no continuous targets)")
         return _writeable(X), y
 
+    def _sample_weight(self, sample_weight, X):
+        """``None`` or the weights as scikit-learn checks them (float64, one per row, finite,
+        non-negative)."""
+        if sample_weight is None:
+            return None
+        return _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+
     def _optimizer(self) -> str:
         if self.solver == "sgd":
             if self.momentum == 0:
@@ -289,8 +299,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     def _initialize(self, n_features: int, n_classes: int) -> None:
         """Fresh weights, optimizer state and fitted bookkeeping for a new fit."""
         sizes = self.hidden_layer_sizes
-        self._hidden_size = int(sizes if isinstance(sizes, numbers.Integral)
-                                else np.ravel(sizes)[0])
+        self._hidden_sizes = tuple(int(h) for h in (
+            [sizes] if isinstance(sizes, numbers.Integral) else np.ravel(sizes)))
         self._activation = self.activation
         self._fit_seed = self._seed()
         self._config = self._train_config(batch_size=1)
@@ -299,7 +309,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self._v = np.zeros_like(self._theta)
         self._step = 0
         self._epochs_seen = 0
-        self.n_layers_ = 3
+        self.n_layers_ = len(self._hidden_sizes) + 2
         self.n_outputs_ = n_classes
         self.out_activation_ = "softmax"
         self.t_ = 0
@@ -322,7 +332,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     def _train_config(self, batch_size: int) -> TrainConfig:
         """The ``TrainConfig`` equivalent of these parameters (``l2 = alpha / batch_size``)."""
         return TrainConfig(
-            hidden_size=self._hidden_size, activation=ACTIVATIONS[self._activation],
+            hidden_sizes=self._hidden_sizes, activation=ACTIVATIONS[self._activation],
             optimizer=self._optimizer(), learning_rate=float(self.learning_rate_init),
             batch_size=batch_size, max_epochs=int(self.max_iter),
             early_stopping=bool(self.early_stopping), patience=int(self.n_iter_no_change),
@@ -339,13 +349,13 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                           "to be clipped", stacklevel=4)
         return int(np.clip(self.batch_size, 1, n))
 
-    def _train(self, X, y, incremental: bool) -> None:
+    def _train(self, X, y, sample_weight, incremental: bool) -> None:
         """Run the epochs of one ``fit`` (up to ``max_iter``) or ``partial_fit`` call (one)."""
         X_val = y_val = None
         if self.early_stopping != (self.best_loss_ is None):  # warm start after set_params
             self._reset_stopping_state()
         if self.early_stopping:
-            X, y, X_val, y_val = self._validation_split(X, y)
+            X, y, X_val, y_val, sample_weight = self._validation_split(X, y, sample_weight)
         if self._theta.dtype != X.dtype:  # warm start after set_params(dtype=...)
             self._theta, self._m, self._v = (a.astype(X.dtype)
                                              for a in (self._theta, self._m, self._v))
@@ -367,6 +377,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         hyper_full = hyper_vector(self._config)
         hyper_last = hyper_full.copy()
         hyper_last[codes.L2] = float(self.alpha) / max(n - n_full, 1)
+        weights = (None if sample_weight is None
+                   else np.ascontiguousarray(sample_weight, dtype=X.dtype))
         stopper = EarlyStopping(self.n_iter_no_change, float(self.tol))
         best_theta = None
         stopped = False
@@ -382,10 +394,12 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                     if len(part):
                         nets.hyper[0] = hyper
                         part_loss = backend.train_group(
-                            inputs, y, part, min(batch_size, len(part)), nets, [0], n_threads)[0]
+                            inputs, y, part, min(batch_size, len(part)), nets, [0], n_threads,
+                            weights)[0]
                         loss += part_loss * len(part) / n
                 self._theta = nets.theta(0)
-                loss += 0.5 * float(self.alpha) * self._squared_weights() * batches / n
+                loss += (0.5 * float(self.alpha) * self._squared_weights()
+                         * _penalty_share(weights, order, batch_size, batches) / n)
                 if not (math.isfinite(loss) and np.isfinite(self._theta).all()):
                     raise ValueError(
                         "Solver produced non-finite parameter weights (training diverged at "
@@ -439,10 +453,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 f"{self.n_iter_no_change} consecutive epochs. Stopping.")
 
     def _squared_weights(self) -> float:
-        W1, _, W2, _ = self._weights()
-        return float(np.vdot(W1, W1)) + float(np.vdot(W2, W2))
+        return sum(float(np.vdot(W, W)) for W in self.coefs_)
 
-    def _validation_split(self, X, y):
+    def _validation_split(self, X, y, sample_weight):
         """Stratified ``validation_fraction`` split, seeded like the rest of the fit."""
         train_idx, val_idx = train_test_split(
             np.arange(len(y)), test_size=self.validation_fraction,
@@ -452,7 +465,23 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                              "or the size of your dataset.")
         train_idx.sort()
         val_idx.sort()
-        return X[train_idx], y[train_idx], X[val_idx], y[val_idx]
+        return (X[train_idx], y[train_idx], X[val_idx], y[val_idx],
+                None if sample_weight is None else sample_weight[train_idx])
+
+
+def _penalty_share(weights, order, batch_size: int, batches: int) -> float:
+    """``sum_b n_b / S_b`` over the epoch's minibatches (``S_b`` their weight sums; those
+    summing to 0 make no step and count 0): the reported loss adds ``alpha/2 ||W||^2`` times
+    this over ``n``, as scikit-learn adds ``alpha/2 ||W||^2 / S_b`` per minibatch weighted by
+    its size. Unweighted: ``batches``."""
+    if weights is None:
+        return float(batches)
+    share = 0.0
+    for start in range(0, len(order), batch_size):
+        total = float(np.sum(weights[order[start:start + batch_size]], dtype=np.float64))
+        if total > 0:
+            share += len(order[start:start + batch_size]) / total
+    return share
 
 
 def _writeable(X):

@@ -177,13 +177,14 @@ def _by_feature(bi, bv, bp, n, F, ci, cv, cp):
 
 
 @jit()
-def _backward_hidden(p, g, off, layers, depth, C, n, act, A, Q, lab, ones, DT, D):
-    """Gradient of the minibatch's mean loss, added into ``g`` (zero on entry), from the
-    probabilities ``Q``: ``dZ_out = (P - Y) / n``, ``dW_out = A_L^T dZ_out``, ``db_out``; then
-    each hidden layer's ``dZ_l = dZ_{l+1} W_{l+1}^T * f'`` (transposed, in ``DT``), the later
-    layers' ``dW_l`` and ``dZ_l`` by BLAS; ``db1`` and the rows of ``dZ_1`` into ``D`` (``Hp``
-    wide, padding zero)."""
-    size = typed(n, Q)
+def _backward_hidden(p, g, off, layers, depth, C, n, act, A, Q, lab, ones, DT, D, bw, total):
+    """Gradient of the minibatch's weighted mean loss, added into ``g`` (zero on entry), from
+    the probabilities ``Q``: ``dZ_out = w (P - Y) / sum(w)`` (``bw`` the weights, ``total``
+    their float64 sum; ones and ``n``: the plain mean, bitwise), ``dW_out = A_L^T dZ_out``,
+    ``db_out``; then each hidden layer's ``dZ_l = dZ_{l+1} W_{l+1}^T * f'`` (transposed, in
+    ``DT``), the later layers' ``dW_l`` and ``dZ_l`` by BLAS; ``db1`` and the rows of ``dZ_1``
+    into ``D`` (``Hp`` wide, padding zero)."""
+    size = typed(total, Q)
     for i in range(n):
         Q[lab[i], i] -= typed(1.0, Q)
     H, ow, ob = layers[depth - 1], off[2 * depth], off[2 * depth + 1]
@@ -191,7 +192,7 @@ def _backward_hidden(p, g, off, layers, depth, C, n, act, A, Q, lab, ones, DT, D
     for c in range(C):
         q = Q[c]
         for i in range(n):
-            q[i] = q[i] / size
+            q[i] = q[i] * bw[i] / size
         g[ob + c] += dot(q, ones, n)
         for j in range(H):
             g[ow + j * C + c] += dot(HT[j], q, n)
@@ -231,15 +232,15 @@ def _backward_hidden(p, g, off, layers, depth, C, n, act, A, Q, lab, ones, DT, D
 
 
 @jit()
-def _backward(p, g, off, layers, depth, C, n, act, A, Q, lab, ones, DT, D, bi, bv, bp, F,
-              ci, cv, cp):
+def _backward(p, g, off, layers, depth, C, n, act, A, Q, lab, ones, DT, D, bw, total, bi, bv,
+              bp, F, ci, cv, cp):
     """``_backward_hidden``, then ``dW1 = X^T dZ1`` over the nonzeros, feature by feature over
     the minibatch's CSC form (``_by_feature``): each gradient row is read and written once per
     minibatch, its terms summed in ``gather_all``'s chains in sample order. A network of one
     chunk (``Hp == LANES``) adds each sample's outer product instead (``scatter_all``, cheaper
     than building the CSC form for so narrow a layer): either way the order is fixed by the
     network's own width."""
-    _backward_hidden(p, g, off, layers, depth, C, n, act, A, Q, lab, ones, DT, D)
+    _backward_hidden(p, g, off, layers, depth, C, n, act, A, Q, lab, ones, DT, D, bw, total)
     Hp = off[0]
     if Hp == LANES:
         for i in range(n):
@@ -252,20 +253,23 @@ def _backward(p, g, off, layers, depth, C, n, act, A, Q, lab, ones, DT, D, bi, b
 
 
 @jit()
-def dense_middle(p, g, off, layers, depth, C, n, act, Z, A, DT, Q, lab, ones, vec, D):
+def dense_middle(p, g, off, layers, depth, C, n, act, Z, A, DT, Q, lab, ones, vec, D, bw,
+                 total):
     """The dense path's compiled part of a minibatch, between its two BLAS products: from the
     first layer's pre-activations ``Z`` (``n`` rows of ``Hp``), the hidden layers, softmax and
-    loss (returned, summed) and ``_backward_hidden``."""
+    loss (returned, weighted sum) and ``_backward_hidden``."""
     _forward(p, off, layers, depth, C, n, act, Z, A, Q)
-    loss = softmax_cross_entropy(Q, n, lab, vec[0], vec[1])
-    _backward_hidden(p, g, off, layers, depth, C, n, act, A, Q, lab, ones, DT, D)
+    loss = softmax_cross_entropy(Q, n, lab, vec[0], vec[1], bw)
+    _backward_hidden(p, g, off, layers, depth, C, n, act, A, Q, lab, ones, DT, D, bw, total)
     return loss
 
 
 @jit()
-def _step(p, m, v, g, off, depth, optimizer, hyper, step, coef, cf):
-    """Optimizer step ``step`` (1-based) on one network's slice (``l2`` on the weights only)."""
+def _step(p, m, v, g, off, depth, optimizer, hyper, step, coef, cf, scale):
+    """Optimizer step ``step`` (1-based) on one network's slice (``l2`` on the weights only,
+    times ``scale``: the minibatch's size over its weight sum, 1 unweighted)."""
     coefficients(optimizer, hyper, step, coef)
+    coef[codes.C_L2] *= scale
     for c in range(codes.N_COEF):
         cf[c] = coef[c]
     l2 = cf[codes.C_L2]
@@ -314,10 +318,22 @@ def _buffers(indptr, indices, values, B, layers, ids, F, C):
 
 
 @jit()
-def train_networks(ids, indptr, indices, values, y, order, batch_size, F, C, P, M, V, G, offset,
-                   layers, depth, activation, optimizer, hyper, steps, losses):
+def _batch_weights(sw, order, start, n, bw):
+    """``bw[i] = sw[order[start + i]]`` for the minibatch; returns their float64 sum."""
+    total = 0.0
+    for i in range(n):
+        bw[i] = sw[order[start + i]]
+        total += np.float64(bw[i])
+    return total
+
+
+@jit()
+def train_networks(ids, indptr, indices, values, y, sw, order, batch_size, F, C, P, M, V, G,
+                   offset, layers, depth, activation, optimizer, hyper, steps, losses):
     """One epoch of the networks ``ids`` over ``X[order]`` (``X`` in CSR form) in minibatches
-    of ``batch_size`` (the last may be smaller), gathered once per minibatch for all of them.
+    of ``batch_size`` (the last may be smaller), gathered once per minibatch for all of them,
+    sample ``r`` weighted ``sw[r]`` (a minibatch whose weights sum to 0 is skipped: no step,
+    loss 0).
     Updates their slices of ``P``, ``M``, ``V`` and their ``steps`` in place; ``losses[k]``
     becomes network k's mean minibatch loss. Touches nothing of the other networks, so calls
     on disjoint ``ids`` can run concurrently (numba releases the GIL)."""
@@ -329,11 +345,15 @@ def train_networks(ids, indptr, indices, values, y, order, batch_size, F, C, P, 
     coef = np.zeros(codes.N_COEF)
     cf = np.zeros(codes.N_COEF, values.dtype)
     sums = np.zeros(ids.shape[0])
+    bw = np.empty(B, values.dtype)
     wide = _widest(ids, layers)[0] > LANES  # some network's first layer is wider than a chunk
     n_batches = (N + B - 1) // B
     for batch in range(n_batches):
         start = batch * B
         n = min(B, N - start)
+        total = _batch_weights(sw, order, start, n, bw)
+        if total == 0.0:
+            continue
         _gather(indptr, indices, values, y, order, start, n, bi, bv, bp, lab)
         if wide:
             _by_feature(bi, bv, bp, n, F, ci, cv, cp)
@@ -345,11 +365,11 @@ def train_networks(ids, indptr, indices, values, y, order, batch_size, F, C, P, 
             p, m, v, g = P[o:o + size], M[o:o + size], V[o:o + size], G[o:o + size]
             _first_layer(p, off[0], off[1], bi, bv, bp, n, Z)
             _forward(p, off, layers[k], L, C, n, act, Z, A, Q)
-            sums[t] += softmax_cross_entropy(Q, n, lab, vec[0], vec[1]) / n
-            _backward(p, g, off, layers[k], L, C, n, act, A, Q, lab, ones, DT, D, bi, bv, bp,
-                      F, ci, cv, cp)
+            sums[t] += softmax_cross_entropy(Q, n, lab, vec[0], vec[1], bw) / total
+            _backward(p, g, off, layers[k], L, C, n, act, A, Q, lab, ones, DT, D, bw, total, bi,
+                      bv, bp, F, ci, cv, cp)
             steps[k] += 1
-            _step(p, m, v, g, off, L, optimizer[k], hyper[k], steps[k], coef, cf)
+            _step(p, m, v, g, off, L, optimizer[k], hyper[k], steps[k], coef, cf, n / total)
     for t in range(ids.shape[0]):
         losses[ids[t]] = sums[t] / n_batches
 
@@ -378,7 +398,7 @@ def evaluate_networks(ids, indptr, indices, values, y, F, C, P, offset, layers, 
             _first_layer(p, off[0], off[1], bi, bv, bp, n, Z)
             _forward(p, off, layers[k], L, C, n, activation[k], Z, A, Q)
             correct[t] += count_correct(Q, n, lab)
-            loss_sum[t] += softmax_cross_entropy(Q, n, lab, vec[0], vec[1])
+            loss_sum[t] += softmax_cross_entropy(Q, n, lab, vec[0], vec[1], ones)
             if Pout.shape[0] == N:
                 HT = _rows(A, L - 1, layers[k, L - 1], n)
                 for i in range(n):
@@ -550,21 +570,24 @@ def _run(kernel, parts, *args):
         future.result()
 
 
-def train_group(inputs, y, order, batch_size, nets, active, threads=1):
+def train_group(inputs, y, order, batch_size, nets, active, threads=1, weights=None):
     """One epoch of the networks ``active`` (indices into ``nets``) over ``inputs[order]``;
-    returns their mean minibatch losses, in the order of ``active``."""
+    returns their mean minibatch losses, in the order of ``active``. ``weights`` (one per
+    sample, default ones) weight each minibatch's loss as the reference's
+    ``loss_and_gradient`` says."""
+    sw = np.ones(len(y), nets.P.dtype) if weights is None else np.asarray(weights, nets.P.dtype)
     if inputs.path == "dense":
-        return _train_dense(inputs.dense, y, order, int(batch_size), nets, list(active))
+        return _train_dense(inputs.dense, y, sw, order, int(batch_size), nets, list(active))
     losses = np.zeros(len(nets))
     parts = _split(list(active), nets, threads)
-    _run(train_networks, parts, *inputs.csr(), y, np.ascontiguousarray(order, np.int64),
+    _run(train_networks, parts, *inputs.csr(), y, sw, np.ascontiguousarray(order, np.int64),
          int(batch_size), nets.n_features, nets.n_classes, nets.P, nets.M, nets.V, nets.G,
          nets.offset, nets.layers, nets.depth, nets.activation, nets.optimizer, nets.hyper,
          nets.steps, losses)
     return losses[list(active)]
 
 
-def _train_dense(X, y, order, B, nets, active):
+def _train_dense(X, y, sw, order, B, nets, active):
     """``train_group`` on the dense path: per minibatch and network, ``Z = X_b W1 + b1`` and
     ``dW1 = X_b^T dZ1`` by BLAS (``np.matmul``, with BLAS's threads: the engine itself never
     starts parallel numba code), the rest compiled (``dense_middle``, ``_step``). BLAS may sum
@@ -577,13 +600,17 @@ def _train_dense(X, y, order, B, nets, active):
     Z, D = np.zeros(B * Hp, dtype), np.zeros(B * Hp, dtype)
     A, DT = np.zeros((nets.layers.shape[1], H * B), dtype), np.zeros((2, H * B), dtype)
     Q, vec, ones = np.zeros((C, B), dtype), np.zeros((3, B), dtype), np.ones(B, dtype)
-    coef, cf = np.zeros(codes.N_COEF), np.zeros(codes.N_COEF, dtype)
+    coef, cf, bw = np.zeros(codes.N_COEF), np.zeros(codes.N_COEF, dtype), np.empty(B, dtype)
+    order = np.ascontiguousarray(order, np.int64)
     sums = np.zeros(len(active))
     n_batches = -(-len(order) // B)
     for start in range(0, len(order), B):
         rows = order[start:start + B]
         n = len(rows)
         Xb, lab = X[rows], np.ascontiguousarray(y[rows])
+        total = _batch_weights(sw, order, start, n, bw)
+        if total == 0.0:
+            continue
         for t, k in enumerate(active):
             off, o, L = nets.layouts[k], int(nets.offset[k]), int(nets.depth[k])
             Hp, ob1, ow2 = (int(x) for x in off[:3])
@@ -592,11 +619,11 @@ def _train_dense(X, y, order, B, nets, active):
             np.matmul(Xb, p[:ob1].reshape(F, Hp), out=Zb)
             Zb += p[ob1:ow2]
             sums[t] += dense_middle(p, g, off, nets.layers[k], L, C, n, int(nets.activation[k]),
-                                    Z, A, DT, Q, lab, ones, vec, D) / n
+                                    Z, A, DT, Q, lab, ones, vec, D, bw, total) / total
             np.matmul(Xb.T, D[:n * Hp].reshape(n, Hp), out=g[:ob1].reshape(F, Hp))
             nets.steps[k] += 1
             _step(p, m, v, g, off, L, int(nets.optimizer[k]), nets.hyper[k],
-                  int(nets.steps[k]), coef, cf)
+                  int(nets.steps[k]), coef, cf, n / total)
     return sums / n_batches
 
 

@@ -239,10 +239,11 @@ def dot(a, b, n):
 
 
 @jit()
-def softmax_cross_entropy(Q, n, labels, top, total):
+def softmax_cross_entropy(Q, n, labels, top, total, weights):
     """Columns ``i < n`` of the logits ``Q`` (classes x samples) become probabilities; returns
-    the summed cross-entropy ``sum_i log(sum_c exp(q_ci - m_i)) - (q_{y_i, i} - m_i)`` (float64),
-    ``m_i`` the column's maximum. ``top`` and ``total`` are scratch of at least ``n``."""
+    the weighted summed cross-entropy ``sum_i w_i (log(sum_c exp(q_ci - m_i)) - (q_{y_i, i} -
+    m_i))`` (float64), ``m_i`` the column's maximum, ``w_i = weights[i]`` (ones: the plain sum,
+    bitwise). ``top`` and ``total`` are scratch of at least ``n``."""
     C = Q.shape[0]
     for i in range(n):
         top[i] = Q[0, i]
@@ -252,14 +253,14 @@ def softmax_cross_entropy(Q, n, labels, top, total):
             top[i] = max(top[i], Q[c, i])
     loss = 0.0
     for i in range(n):
-        loss -= np.float64(Q[labels[i], i] - top[i])
+        loss -= np.float64(weights[i]) * np.float64(Q[labels[i], i] - top[i])
     for c in range(C):
         q = Q[c]
         for i in range(n):
             q[i] = exp_(q[i] - top[i])
             total[i] += q[i]
     for i in range(n):
-        loss += math.log(np.float64(total[i]))
+        loss += np.float64(weights[i]) * math.log(np.float64(total[i]))
     for c in range(C):
         q = Q[c]
         for i in range(n):

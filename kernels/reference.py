@@ -24,6 +24,12 @@ zero. For one hidden layer all of this is ``input -> hidden -> softmax`` as befo
 ``H(1-H)``, tanh ``1-H^2``, relu ``[H>0]``, leaky_relu ``1 if H>0 else 0.01``, elu
 ``1 if H>0 else H+1`` (alpha 1).
 
+Sample weights ``w`` (``train_group``'s ``weights``; default ones, the formulas above): the
+minibatch minimises ``sum_i w_i CE_i / S + l2 B / (2 S) * sum_l ||W_l||^2`` with ``S = sum_i
+w_i``, so ``dZ_out = w (P - Y) / S`` and the penalty's coefficient becomes ``l2 B / S``
+(scikit-learn's normalisation: ``l2 = alpha / B`` gives ``alpha / S``). A minibatch whose
+weights sum to 0 is skipped: no step, loss 0.
+
 Optimizer updates (``g`` the gradient, state zero-initialised, ``t`` the 1-based step) equal
 PyTorch's ``torch.optim`` rules:
 
@@ -114,19 +120,23 @@ def _log_softmax(Z2):
     return Z2 - np.log(np.exp(Z2).sum(axis=1, keepdims=True))
 
 
-def loss_and_gradient(X, y, theta, grad, hidden, n_classes, activation, l2):
-    """Mean cross-entropy of the minibatch; writes the penalised loss's gradient into ``grad``."""
+def loss_and_gradient(X, y, theta, grad, hidden, n_classes, activation, l2, w=None):
+    """(Weighted) mean cross-entropy of the minibatch; writes the penalised loss's gradient into
+    ``grad`` (``w``: the samples' weights, default ones)."""
     B = X.shape[0]
+    w = np.ones(B) if w is None else w
+    S = w.sum()
+    l2 = l2 * B / S
     params = unpack(theta, X.shape[1], hidden, n_classes)
     grads = unpack(grad, X.shape[1], hidden, n_classes)
     inputs = [X, *_hidden_layers(X, params, activation)]  # A_0 .. A_L
     log_P = _log_softmax(inputs[-1] @ params[-2] + params[-1])
     rows = np.arange(B)
-    loss = -log_P[rows, y].mean()
+    loss = -(w * log_P[rows, y]).sum() / S
 
     dZ = np.exp(log_P)
     dZ[rows, y] -= 1
-    dZ /= B
+    dZ *= (w / S)[:, None]
     for layer in range(len(inputs) - 1, -1, -1):  # W_{layer+1}: from A_layer
         W, gW, gb = params[2 * layer], grads[2 * layer], grads[2 * layer + 1]
         gW[...] = inputs[layer].T @ dZ + l2 * W
@@ -171,17 +181,21 @@ def update(theta, grad, m, v, step, optimizer, hyper):
 
 
 def train_epoch(X, y, order, batch_size, theta, m, v, step, hidden, n_classes,
-                activation, optimizer, hyper):
+                activation, optimizer, hyper, weights=None):
     """One pass over ``X[order]`` in minibatches of ``batch_size`` (the last may be smaller).
 
     Returns ``(mean of the minibatch losses, step after the epoch)``.
     """
     grad = np.empty_like(theta)
+    weights = np.ones(len(y)) if weights is None else np.asarray(weights, np.float64)
     losses = []
     for start in range(0, len(order), batch_size):
         batch = order[start:start + batch_size]
+        if weights[batch].sum() == 0:
+            losses.append(0.0)
+            continue
         losses.append(loss_and_gradient(X[batch], y[batch], theta, grad, hidden,
-                                        n_classes, activation, hyper[codes.L2]))
+                                        n_classes, activation, hyper[codes.L2], weights[batch]))
         step += 1
         update(theta, grad, m, v, step, optimizer, hyper)
     return float(np.mean(losses)), step
@@ -219,16 +233,17 @@ class Networks:
         return self.states[k][0].copy(), self.states[k][1].copy()
 
 
-def train_group(inputs, y, order, batch_size, nets, active, threads=1):
+def train_group(inputs, y, order, batch_size, nets, active, threads=1, weights=None):
     """One epoch of each network ``active`` (indices into ``nets``), one after another; returns
-    their mean minibatch losses in that order. ``threads`` is ignored."""
+    their mean minibatch losses in that order (``weights``: per sample, default ones).
+    ``threads`` is ignored."""
     losses = []
     for k in active:
         m, v = nets.states[k]
         loss, nets.steps[k] = train_epoch(
             inputs, y, order, batch_size, nets.thetas[k], m, v, int(nets.steps[k]),
             nets.sizes[k], nets.n_classes, int(nets.activation[k]),
-            int(nets.optimizer[k]), nets.hyper[k])
+            int(nets.optimizer[k]), nets.hyper[k], weights)
         losses.append(loss)
     return np.array(losses)
 
