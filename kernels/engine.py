@@ -21,10 +21,13 @@ Inputs denser than ``DENSE_CROSSOVER`` take the dense path (``_train_dense``): t
 products by BLAS through NumPy, the rest compiled.
 
 Layout of network k in the flat buffers ``P`` (parameters), ``M``, ``V`` (optimizer states) and
-``G`` (gradient, zero between minibatches), from ``offset[k]``, with ``Hp`` the hidden size padded
-to a multiple of ``LANES``::
+``G`` (gradient, zero between minibatches), from ``offset[k]``, with ``Hp`` the first hidden size
+padded to a multiple of ``LANES`` (offsets: ``_layout``)::
 
-    [ W1 (F x Hp, row-major) | b1 (Hp) | W2 (H x C, row-major) | b2 (C) ]
+    [ W1 (F x Hp, row-major) | b1 (Hp) | W2 (H1 x H2) | b2 (H2) | ... | W_out (H_L x C) | b_out ]
+
+Depth: the later hidden layers are BLAS products called from compiled code, on one thread
+(``_forward``, ``_backward_hidden``, ``_serial_compiled_blas``; ``docs/kernels.md``, "Depth").
 
 Padding entries are zero and stay zero (zero gradient, zero state).
 
@@ -38,6 +41,7 @@ started, so the engine is safe in forked workers, under Dask and beside threaded
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -570,7 +574,39 @@ def _run(kernel, parts, *args):
         future.result()
 
 
+_compiled_blas: list | None = None
+
+
+@contextmanager
+def _serial_compiled_blas():
+    """Run the body with the BLAS that compiled code calls (numba binds scipy's, through
+    ``scipy.linalg.cython_blas``) on one thread: the engine's threads are its own (``_split``),
+    and a second pool of spinning BLAS threads beside them, or beside NumPy's BLAS on the dense
+    path, was measured here to cost up to 10x. Restored afterwards."""
+    global _compiled_blas
+    if _compiled_blas is None:
+        import scipy.linalg.cython_blas  # noqa: F401 - loaded, so threadpoolctl sees it
+        from threadpoolctl import ThreadpoolController
+
+        _compiled_blas = [lib for lib in ThreadpoolController().lib_controllers
+                          if os.path.basename(os.path.dirname(lib.filepath)) == "scipy.libs"]
+    previous = [lib.num_threads for lib in _compiled_blas]
+    for lib in _compiled_blas:
+        lib.set_num_threads(1)
+    try:
+        yield
+    finally:
+        for lib, n in zip(_compiled_blas, previous, strict=True):
+            lib.set_num_threads(n)
+
+
 def train_group(inputs, y, order, batch_size, nets, active, threads=1, weights=None):
+    """``_train_group`` with the compiled code's BLAS on one thread."""
+    with _serial_compiled_blas():
+        return _train_group(inputs, y, order, batch_size, nets, active, threads, weights)
+
+
+def _train_group(inputs, y, order, batch_size, nets, active, threads=1, weights=None):
     """One epoch of the networks ``active`` (indices into ``nets``) over ``inputs[order]``;
     returns their mean minibatch losses, in the order of ``active``. ``weights`` (one per
     sample, default ones) weight each minibatch's loss as the reference's
@@ -629,7 +665,8 @@ def _train_dense(X, y, sw, order, B, nets, active):
 
 def evaluate_group(inputs, y, nets, active, threads=1):
     """``(losses, accuracies)`` of the networks ``active`` on ``(inputs, y)``, in that order."""
-    return _evaluate(inputs, y, nets, active, threads)
+    with _serial_compiled_blas():
+        return _evaluate(inputs, y, nets, active, threads)
 
 
 def _evaluate(inputs, y, nets, active, threads=1, outputs=None):
@@ -656,7 +693,8 @@ def forward(X, theta, hidden, n_classes, activation):
     X, nets = _single(X, theta, hidden, n_classes, activation)
     Hout = np.zeros((X.shape[0], nets.sizes[0][-1]), theta.dtype)
     Pout = np.zeros((X.shape[0], n_classes), theta.dtype)
-    _evaluate(X, np.zeros(X.shape[0], np.int64), nets, [0], outputs=(Hout, Pout))
+    with _serial_compiled_blas():
+        _evaluate(X, np.zeros(X.shape[0], np.int64), nets, [0], outputs=(Hout, Pout))
     return Hout, Pout
 
 
