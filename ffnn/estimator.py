@@ -363,8 +363,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         batch_size = self._batch_size(n)
         self._config = self._train_config(batch_size)
         backend = get_backend(self.backend)
-        backend.warm_up(self.dtype)
         inputs = prepared(X, X.dtype, backend)
+        backend.warm_up(self.dtype, getattr(inputs, "path", None))
         y = labels(y)
         nets = networks(backend, [self._config], X.shape[1], len(self.classes_), [self._theta],
                         moments=[(self._m, self._v)], steps=[self._step])

@@ -196,7 +196,7 @@ def train_group(configs: list[TrainConfig], splits: Splits,
     data = PreparedData.from_splits(splits, first.dtype, backend, first.input_path)
     for config in configs:
         check_trainable(config, data)
-    backend.warm_up(first.dtype)
+    backend.warm_up(first.dtype, getattr(data.train, "path", None))
     F, C = data.n_features, data.n_classes
     nets = networks(backend, configs, F, C, [initial_parameters(c, F, C) for c in configs])
     members = [_Member(c, EarlyStopping(c.patience, c.min_delta)) for c in configs]

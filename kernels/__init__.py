@@ -4,7 +4,8 @@
 ``bench/report.py``); ``get_backend(name)`` returns the module. Both modules expose the same
 functions with the same signatures:
 
-* ``warm_up(dtype)``: compile (or load from cache) what ``dtype`` needs;
+* ``warm_up(dtype, path=None)``: compile (or load from cache) what ``dtype`` needs (for the
+  first-layer ``path`` training takes, or both);
 * ``prepare(X, dtype)``: the inputs as the backend takes them (dense or ``scipy.sparse``);
 * ``Networks(n_features, n_classes, hidden, activation, optimizer, hyper, thetas, dtype,
   moments=None, steps=None)``: K networks' parameters, states and step counters;

@@ -47,7 +47,7 @@ import numpy as np
 
 from . import codes
 from .flags import JIT_DISABLED, LANES, jit
-from .intrinsics import gather_all, prefetch, scatter_all, typed
+from .intrinsics import gather_all, gemm, prefetch, scatter_all, typed
 from .layout import describe, n_params, unpack
 from .ops import (
     activate,
@@ -62,22 +62,16 @@ from .ops import (
 EVAL_CHUNK = 256  # samples per block of the validation and prediction passes
 
 
-@jit()
-def _layout(F, layers, depth, C):
-    """Offsets of one network's slice: ``[Hp, ob1, ow_2, ob_2, ..., ow_{L+1}, ob_{L+1}, size]``,
-    ``Hp`` the first hidden size padded, ``ob1`` where ``b1`` starts, ``ow_l``/``ob_l`` where
-    ``W_l``/``b_l`` start (``l = L + 1``: the output layer)."""
-    off = np.zeros(2 * depth + 3, np.int64)
-    off[0] = (layers[0] + LANES - 1) // LANES * LANES
-    off[1] = F * off[0]
-    at = off[1] + off[0]
-    for ly in range(depth):
-        n_out = layers[ly + 1] if ly + 1 < depth else C
-        off[2 + 2 * ly] = at
-        off[3 + 2 * ly] = at + layers[ly] * n_out
-        at += layers[ly] * n_out + n_out
-    off[2 * depth + 2] = at
-    return off
+def _layout(F, sizes, C):
+    """Offsets of one network's slice (hidden ``sizes``): ``[Hp, ob1, ow_2, ob_2, ..., ow_{L+1},
+    ob_{L+1}, size]``, ``Hp`` the first hidden size padded, ``ob1`` where ``b1`` starts,
+    ``ow_l``/``ob_l`` where ``W_l``/``b_l`` start (``l = L + 1``: the output layer)."""
+    Hp = -(-sizes[0] // LANES) * LANES
+    off, at = [Hp, F * Hp], F * Hp + Hp
+    for n_in, n_out in zip(sizes, (*sizes[1:], C), strict=True):
+        off += [at, at + n_in * n_out]
+        at += n_in * n_out + n_out
+    return np.array([*off, at], dtype=np.int64)
 
 
 @jit()
@@ -138,8 +132,8 @@ def _forward(p, off, layers, depth, C, n, act, Z, A, Q):
         activate(hj, n, act)
     for ly in range(1, depth):
         Hin, Hout, ow, ob = layers[ly - 1], layers[ly], off[2 * ly], off[2 * ly + 1]
+        gemm(1, 0, Hout, n, Hin, p, ow, Hout, A[ly - 1], 0, n, A[ly], 0, n)
         Y = _rows(A, ly, Hout, n)
-        np.dot(p[ow:ob].reshape(Hin, Hout).T, _rows(A, ly - 1, Hin, n), Y)
         for c in range(Hout):
             y, b = Y[c], p[ob + c]
             for i in range(n):
@@ -215,10 +209,10 @@ def _backward_hidden(p, g, off, layers, depth, C, n, act, A, Q, lab, ones, DT, D
         Hin, Hout, ow, ob = layers[ly - 1], layers[ly], off[2 * ly], off[2 * ly + 1]
         X, dout = _rows(A, ly - 1, Hin, n), _rows(DT, ly % 2, Hout, n)
         din = _rows(DT, (ly - 1) % 2, Hin, n)
-        np.dot(X, dout.T, g[ow:ob].reshape(Hin, Hout))  # g is zero on entry
+        gemm(0, 1, Hin, Hout, n, A[ly - 1], 0, n, DT[ly % 2], 0, n, g, ow, Hout)  # g was 0
         for c in range(Hout):
             g[ob + c] += dot(dout[c], ones, n)
-        np.dot(p[ow:ob].reshape(Hin, Hout), dout, din)
+        gemm(0, 0, Hin, n, Hout, p, ow, Hout, DT[ly % 2], 0, n, DT[(ly - 1) % 2], 0, n)
         for j in range(Hin):
             times_derivative(din[j], X[j], n, act)
     H, Hp, ob1 = layers[0], off[0], off[1]
@@ -333,7 +327,7 @@ def _batch_weights(sw, order, start, n, bw):
 
 @jit()
 def train_networks(ids, indptr, indices, values, y, sw, order, batch_size, F, C, P, M, V, G,
-                   offset, layers, depth, activation, optimizer, hyper, steps, losses):
+                   offset, layout, layers, depth, activation, optimizer, hyper, steps, losses):
     """One epoch of the networks ``ids`` over ``X[order]`` (``X`` in CSR form) in minibatches
     of ``batch_size`` (the last may be smaller), gathered once per minibatch for all of them,
     sample ``r`` weighted ``sw[r]`` (a minibatch whose weights sum to 0 is skipped: no step,
@@ -364,7 +358,7 @@ def train_networks(ids, indptr, indices, values, y, sw, order, batch_size, F, C,
         for t in range(ids.shape[0]):
             k = ids[t]
             L, act = depth[k], activation[k]
-            off = _layout(F, layers[k], L, C)
+            off = layout[k]
             o, size = offset[k], off[2 * L + 2]
             p, m, v, g = P[o:o + size], M[o:o + size], V[o:o + size], G[o:o + size]
             _first_layer(p, off[0], off[1], bi, bv, bp, n, Z)
@@ -379,7 +373,7 @@ def train_networks(ids, indptr, indices, values, y, sw, order, batch_size, F, C,
 
 
 @jit()
-def evaluate_networks(ids, indptr, indices, values, y, F, C, P, offset, layers, depth,
+def evaluate_networks(ids, indptr, indices, values, y, F, C, P, offset, layout, layers, depth,
                       activation, losses, accuracies, Hout, Pout):
     """Mean cross-entropy ``losses[k]`` and accuracy ``accuracies[k]`` of the networks ``ids``
     on the CSR rows in order, ``EVAL_CHUNK`` at a time. When ``Pout`` has a row per sample
@@ -397,7 +391,7 @@ def evaluate_networks(ids, indptr, indices, values, y, F, C, P, offset, layers, 
         for t in range(ids.shape[0]):
             k = ids[t]
             L = depth[k]
-            off = _layout(F, layers[k], L, C)
+            off = layout[k]
             p = P[offset[k]:offset[k] + off[2 * L + 2]]
             _first_layer(p, off[0], off[1], bi, bv, bp, n, Z)
             _forward(p, off, layers[k], L, C, n, activation[k], Z, A, Q)
@@ -486,9 +480,11 @@ class Networks:
     def __init__(self, n_features, n_classes, hidden, activation, optimizer, hyper, thetas,
                  dtype, moments=None, steps=None):
         describe(self, n_features, n_classes, hidden, activation, optimizer, hyper, steps)
-        self.layouts = [_layout(self.n_features, self.layers[k], self.depth[k], self.n_classes)
-                        for k in range(len(self.sizes))]
-        sizes = [int(off[-1]) for off in self.layouts]
+        self.layout = np.zeros((len(self.sizes), 2 * self.layers.shape[1] + 3), np.int64)
+        for k, hidden_sizes in enumerate(self.sizes):
+            off = _layout(self.n_features, hidden_sizes, self.n_classes)
+            self.layout[k, :len(off)] = off
+        sizes = [int(self.layout[k, 2 * d + 2]) for k, d in enumerate(self.depth)]
         self.offset = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
         total = int(sum(sizes))
         self.P, self.M, self.V, self.G = (np.zeros(total, dtype) for _ in range(4))
@@ -505,8 +501,8 @@ class Networks:
         """``(W1, b1, ..., W_out, b_out)`` of network ``k`` in ``buffer`` (W1 and b1 without
         padding)."""
         F, C, H = self.n_features, self.n_classes, self.sizes[k]
-        off = self.layouts[k]
-        s = buffer[self.offset[k]:self.offset[k] + off[-1]]
+        off = self.layout[k]
+        s = buffer[self.offset[k]:self.offset[k] + off[2 * len(H) + 2]]
         views = [s[:off[1]].reshape(F, off[0])[:, :H[0]], s[off[1]:off[1] + H[0]]]
         for ly, (n_in, n_out) in enumerate(zip(H, (*H[1:], C), strict=True)):
             views += [s[off[2 + 2 * ly]:off[3 + 2 * ly]].reshape(n_in, n_out),
@@ -553,7 +549,7 @@ def _split(ids, nets, threads):
     networks first onto the least loaded part."""
     parts = [[] for _ in range(max(1, min(threads, len(ids))))]
     load = [0] * len(parts)
-    work = [int(off[-1]) for off in nets.layouts]
+    work = [int(nets.layout[k, 2 * d + 2]) for k, d in enumerate(nets.depth)]
     for k in sorted(ids, key=lambda k: -work[k]):
         t = load.index(min(load))
         parts[t].append(k)
@@ -618,8 +614,8 @@ def _train_group(inputs, y, order, batch_size, nets, active, threads=1, weights=
     parts = _split(list(active), nets, threads)
     _run(train_networks, parts, *inputs.csr(), y, sw, np.ascontiguousarray(order, np.int64),
          int(batch_size), nets.n_features, nets.n_classes, nets.P, nets.M, nets.V, nets.G,
-         nets.offset, nets.layers, nets.depth, nets.activation, nets.optimizer, nets.hyper,
-         nets.steps, losses)
+         nets.offset, nets.layout, nets.layers, nets.depth, nets.activation, nets.optimizer,
+         nets.hyper, nets.steps, losses)
     return losses[list(active)]
 
 
@@ -648,9 +644,9 @@ def _train_dense(X, y, sw, order, B, nets, active):
         if total == 0.0:
             continue
         for t, k in enumerate(active):
-            off, o, L = nets.layouts[k], int(nets.offset[k]), int(nets.depth[k])
+            off, o, L = nets.layout[k], int(nets.offset[k]), int(nets.depth[k])
             Hp, ob1, ow2 = (int(x) for x in off[:3])
-            p, m, v, g = (a[o:o + off[-1]] for a in (nets.P, nets.M, nets.V, nets.G))
+            p, m, v, g = (a[o:o + off[2 * L + 2]] for a in (nets.P, nets.M, nets.V, nets.G))
             Zb = Z[:n * Hp].reshape(n, Hp)
             np.matmul(Xb, p[:ob1].reshape(F, Hp), out=Zb)
             Zb += p[ob1:ow2]
@@ -675,7 +671,8 @@ def _evaluate(inputs, y, nets, active, threads=1, outputs=None):
     Hout, Pout = outputs if outputs is not None else (np.zeros((0, 1), nets.P.dtype),) * 2
     parts = _split(list(active), nets, threads)
     _run(evaluate_networks, parts, *inputs.csr(), y, nets.n_features, nets.n_classes, nets.P,
-         nets.offset, nets.layers, nets.depth, nets.activation, losses, accuracies, Hout, Pout)
+         nets.offset, nets.layout, nets.layers, nets.depth, nets.activation, losses, accuracies,
+         Hout, Pout)
     return losses[list(active)], accuracies[list(active)]
 
 
@@ -712,26 +709,33 @@ _WARM: set = set()
 log = logging.getLogger("ffnn.kernels")
 
 
-def _cached(dtype) -> bool:
-    """Whether numba's on-disk cache holds ``train_networks`` for ``dtype`` (best effort)."""
+_TRAINERS = {"sparse": "train_networks", "dense": "dense_middle"}
+
+
+def _cached(dtype, path) -> bool:
+    """Whether numba's on-disk cache holds ``path``'s training kernel for ``dtype`` (best
+    effort)."""
     try:
-        index = train_networks._cache._cache_file._load_index()
-        return any(str(key[0][3]).startswith(f"array({dtype}") for key in index)
+        index = globals()[_TRAINERS[path]]._cache._cache_file._load_index()
+        return any(str(arg).startswith(f"array({dtype}") for key in index for arg in key[0])
     except Exception:  # noqa: BLE001 - a private numba API: when unsure, say we compile
         return False
 
 
-def warm_up(dtype: str) -> None:
-    """Compile (or load from numba's cache) the engine for ``dtype`` on a tiny problem; says so
-    once on the ``ffnn`` logger (WARNING) when it really compiles. Only the dtype asked for is
-    compiled. Call before timing anything and before starting worker processes (several
-    processes writing numba's cache at once has crashed numba)."""
+def warm_up(dtype: str, path: str | None = None) -> None:
+    """Compile (or load from numba's cache) the engine for ``dtype`` on a tiny problem: the
+    first-layer ``path`` training takes (``"sparse"`` or ``"dense"``; None: both) and the
+    evaluation pass; says so once on the ``ffnn`` logger (WARNING) when it really compiles.
+    Only what is asked for is compiled. Call before timing anything and before starting worker
+    processes (several processes writing numba's cache at once has crashed numba)."""
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"dtype: expected float32 or float64, got {dtype}")
-    if dtype in _WARM:
+    paths = [p for p in (INPUT_PATHS[1:] if path in (None, "auto") else (path,))
+             if (dtype, p) not in _WARM]
+    if not paths:
         return
-    if not JIT_DISABLED and not _cached(dtype):
+    if not JIT_DISABLED and not all(_cached(dtype, p) for p in paths):
         log.warning("ffnn: compiling the numba kernels for %s on first use (once; cached in "
                     "numba's cache afterwards)...", dtype)
     X = np.array([[0.0, 0.5, 0.0], [1.0, 0.0, 0.25], [0.0, 0.0, 0.75]], dtype)
@@ -739,9 +743,9 @@ def warm_up(dtype: str) -> None:
     theta = np.full(n_params(3, (2, 2), 2), 0.1, dtype)
     nets = Networks(3, 2, [(2, 2)], [codes.ELU], [codes.ADAM], np.full((1, codes.N_HYPER), 0.1),
                     [theta], dtype)
-    for path in INPUT_PATHS[1:]:  # both first-layer paths
-        inputs = prepare(X, dtype, path)
+    for p in paths:
+        inputs = prepare(X, dtype, p)
         train_group(inputs, y, np.arange(3), 2, nets, [0])
+        _WARM.add((dtype, p))
     evaluate_group(inputs, y, nets, [0])
     forward(inputs, theta, (2, 2), 2, codes.ELU)
-    _WARM.add(dtype)

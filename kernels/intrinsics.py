@@ -8,7 +8,8 @@ when ``NUMBA_DISABLE_JIT=1``) plus an ``@overload`` that compiled callers use in
 * ``gather_all``: a sparse vector times the rows of a matrix, ``z += sum_t x_t W[k_t, :]``,
   up to 8 accumulator registers of 16 lanes live across the nonzeros;
 * ``scatter_all``: an outer product added to the rows of a matrix, ``G[k_t, :] += x_t d``;
-* ``prefetch(arr, i)``: a cache hint.
+* ``prefetch(arr, i)``: a cache hint;
+* ``gemm``: a BLAS matrix product on strided 1-d buffers (the later hidden layers).
 
 The row products are written in LLVM IR because numba's own loops over these short rows either
 kept negative-index checks or hit run-time alias checks. Their accumulation order is fixed by
@@ -305,3 +306,55 @@ def _prefetch(typingctx, arr, index):
 def _prefetch_jit(arr, index):
     return lambda arr, index: _prefetch(arr, index)
 
+
+
+def gemm(ta, tb, m, n, k, a, ao, lda, b, bo, ldb, c, co, ldc):
+    """Row-major ``C = op(A) op(B)`` (``m x n``, inner size ``k``; ``op`` transposes its matrix
+    when ``ta``/``tb`` is true) on 1-d buffers: ``A`` starts at ``a[ao]`` with rows of ``lda``
+    elements (as stored), likewise ``B`` and ``C``. Compiled: BLAS ``?gemm`` (alpha 1, beta 0)
+    through numba's own binding (``numba_xxgemm``, SciPy's BLAS, what ``np.dot`` calls), one
+    specialisation for every transposition and stride."""
+    def view(x, o, rows, cols, ld):
+        return np.lib.stride_tricks.as_strided(x[o:], (rows, cols), (ld * x.itemsize, x.itemsize))
+    A = view(a, ao, k, m, lda).T if ta else view(a, ao, m, k, lda)
+    B = view(b, bo, n, k, ldb).T if tb else view(b, bo, k, n, ldb)
+    view(c, co, m, n, ldc)[...] = A @ B
+
+
+@intrinsic
+def _xxgemm(typingctx, ta, tb, m, n, k, a, ao, lda, b, bo, ldb, c, co, ldc):
+    if not all(isinstance(x, types.Array) for x in (a, b, c)):
+        return None
+    char, void_p = ir.IntType(8), ir.IntType(8).as_pointer()
+
+    def codegen(context, builder, sig, args):
+        ta, tb, m, n, k, ao, lda, bo, ldb, co, ldc = _int64s(
+            context, builder, sig, args, (0, 1, 2, 3, 4, 6, 7, 9, 10, 12, 13))
+        dtype = sig.args[5].dtype
+
+        def ptr(i, offset):
+            data = _data(context, builder, sig.args[i], args[i])
+            return builder.bitcast(builder.gep(data, [offset]), void_p)
+
+        def flag(t):
+            return builder.select(builder.icmp_signed("!=", t, _I64(0)), char(ord("t")),
+                                  char(ord("n")))
+        alpha = cgutils.alloca_once_value(builder, context.get_constant(dtype, 1.0))
+        beta = cgutils.alloca_once_value(builder, context.get_constant(dtype, 0.0))
+        fnty = ir.FunctionType(_I32, [char, char, char, _I64, _I64, _I64, void_p, void_p, _I64,
+                                      void_p, _I64, void_p, void_p, _I64])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemm")
+        kind = char(ord("s" if dtype.bitwidth == 32 else "d"))
+        # row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T
+        builder.call(fn, [kind, flag(tb), flag(ta), n, m, k, builder.bitcast(alpha, void_p),
+                          ptr(8, bo), ldb, ptr(5, ao), lda, builder.bitcast(beta, void_p),
+                          ptr(11, co), ldc])
+        return context.get_dummy_value()
+    return types.none(ta, tb, m, n, k, a, ao, lda, b, bo, ldb, c, co, ldc), codegen
+
+
+@overload(gemm, jit_options=_OVERLOAD_OPTIONS)
+def _gemm_jit(ta, tb, m, n, k, a, ao, lda, b, bo, ldb, c, co, ldc):
+    def impl(ta, tb, m, n, k, a, ao, lda, b, bo, ldb, c, co, ldc):
+        _xxgemm(ta, tb, m, n, k, a, ao, lda, b, bo, ldb, c, co, ldc)
+    return impl

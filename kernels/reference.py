@@ -53,7 +53,7 @@ from . import codes
 from .layout import describe, unpack
 
 
-def warm_up(dtype: str) -> None:
+def warm_up(dtype: str, path: str | None = None) -> None:
     """Nothing to compile in the reference backend."""
 
 
