@@ -53,7 +53,8 @@ def calibration_key(config: TrainConfig, splits: Splits) -> tuple:
     for name in _UNTIMED_FIELDS:
         values.pop(name)
     sizes = (len(splits.y_train), len(splits.y_val), splits.X_train.shape[1], splits.n_classes)
-    return tuple(sorted(values.items())), sizes
+    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v)  # hidden_sizes: a list
+                        for k, v in values.items())), sizes
 
 
 def calibrated_epoch_seconds(config: TrainConfig, splits: Splits) -> float:

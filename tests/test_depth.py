@@ -252,3 +252,9 @@ def test_a_deep_model_file_with_a_wrong_layer_is_refused_naming_the_sizes(splits
     np.savez(tmp_path / "bad.npz", theta=model.theta, meta=np.array(json.dumps(meta)))
     with pytest.raises(ffnn.ModelFileError, match="hidden_size: expected a positive integer"):
         ffnn.load_model(tmp_path / "bad.npz")
+
+
+def test_train_many_calibrates_deep_networks(splits):
+    configs = [c.replace(max_epochs=2, early_stopping=False) for c in deep_configs()[:2]]
+    results = ffnn.train_many(configs, splits, calibrate=True)
+    assert [r.train_time_source for r in results] == ["calibrated"] * 2
