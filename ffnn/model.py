@@ -67,8 +67,9 @@ class Network:
             self._inputs(X), y, self.theta, self.hidden_size, self.n_classes,
             codes.activation_code(self.activation))
 
-    def save(self, path) -> None:
-        """Write weights, dimensions, activation, dtype and config to ``path`` (``.npz``)."""
+    def save(self, path, *, compressed: bool = False) -> None:
+        """Write weights, dimensions, activation, dtype and config to ``path`` (``.npz``,
+        deflated with ``compressed``)."""
         meta = {
             "format_version": FORMAT_VERSION,
             "n_features": self.n_features,
@@ -80,7 +81,8 @@ class Network:
             "config": None if self.config is None else self.config.to_dict(),
         }
         with open(path, "wb") as f:
-            np.savez(f, theta=self.theta, meta=np.array(json.dumps(meta)))
+            (np.savez_compressed if compressed else np.savez)(
+                f, theta=self.theta, meta=np.array(json.dumps(meta)))
 
 
 def load_model(path) -> Network:

@@ -35,6 +35,8 @@ class TrainResult:
     ``train_time`` is the wall time of the epoch loop (training and validation passes), excluding
     data loading, parameter initialisation and any JIT compilation, which happens before the loop
     starts. ``train_time_source`` is ``"measured"`` for a network trained on its own.
+    ``train_cpu_time`` is the CPU time of the same epochs (``train_cpu_clock``: ``"thread"``
+    when single-threaded, else ``"process"``).
     The final ``train_*``, ``val_*`` and ``test_*`` metrics are those of the returned ``model``.
     """
 
@@ -54,6 +56,10 @@ class TrainResult:
     test_accuracy: float
     train_time_source: str = "measured"
     extra: dict = field(default_factory=dict)
+    # CPU seconds of the same epochs: the training thread's (``train_cpu_clock = "thread"``)
+    # when it ran single-threaded, else the whole process's (``"process"``, helpers included).
+    train_cpu_time: float = math.nan
+    train_cpu_clock: str = ""
 
 
 def initial_parameters(config: TrainConfig, n_features: int, n_classes: int) -> np.ndarray:
@@ -175,10 +181,12 @@ def train(config: TrainConfig, splits: Splits, *,
     history, step, diverged, stopped_early = [], 0, False, False
     has_val = len(data.y_val) > 0
 
-    with limit_threads(config.threads):
+    with limit_threads(config.threads) as n_threads:
+        cpu_clock = time.thread_time if n_threads == 1 else time.process_time
+        cpu_time = 0.0
         for epoch in range(1, config.max_epochs + 1):
             order = epoch_order(config.effective_shuffle_seed, epoch, len(data.y_train))
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), cpu_clock()
             train_loss, step = backend.train_epoch(
                 data.X_train, data.y_train, order, config.batch_size, theta, m, v, step, *dims,
                 activation, optimizer, hyper)
@@ -187,6 +195,7 @@ def train(config: TrainConfig, splits: Splits, *,
                 if has_val else (math.nan, math.nan))
             record = EpochRecord(epoch, train_loss, val_loss, val_accuracy,
                                  time.perf_counter() - start)
+            cpu_time += cpu_clock() - cpu_start
             history.append(record)
             diverged, keep_best, stopped_early = end_of_epoch(config, stopper, record, theta,
                                                               has_val)
@@ -201,7 +210,10 @@ def train(config: TrainConfig, splits: Splits, *,
             theta = best_theta
         model = Network(theta, data.n_features, config.hidden_size, data.n_classes,
                         config.activation, config.backend, config)
-        return _result(config, model, data, history, stopper, diverged, stopped_early)
+        result = _result(config, model, data, history, stopper, diverged, stopped_early)
+        result.train_cpu_time, result.train_cpu_clock = cpu_time, (
+            "thread" if n_threads == 1 else "process")
+        return result
 
 
 def _result(config, model, data, history, stopper, diverged, stopped_early) -> TrainResult:

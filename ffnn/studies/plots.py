@@ -5,6 +5,7 @@ written atomically (a temporary file renamed over the target). Means ± standard
 from ``table.Row.stat``. Bars are drawn only on an axis that starts at zero (train time,
 epochs); any other quantity is a point with error bars.
 
+* ``curves.png`` (``curves_figure``): losses and validation accuracy per epoch;
 * ``test.png`` (``test_figure``): per setting, train time, epochs, test loss, test accuracy;
 * ``tradeoff.png`` (``tradeoff_figure``): test accuracy against train time, both error bars,
   the Pareto-optimal settings (``pareto_front``) marked;
@@ -28,9 +29,9 @@ from .files import write_atomic
 from .table import Row
 
 __all__ = [
-    "confusion_figure", "confusion_matrix", "heatmap_data", "heatmap_figure", "pareto_front",
-    "prediction_panels", "predictions_figure", "summary_figure", "test_figure",
-    "tradeoff_figure",
+    "confusion_figure", "confusion_matrix", "curves_figure", "heatmap_data", "heatmap_figure",
+    "mean_curve", "pareto_front", "prediction_panels", "predictions_figure", "summary_figure",
+    "test_figure", "tradeoff_figure",
 ]
 
 _DPI = 100
@@ -51,6 +52,51 @@ def _stats(rows: Sequence[Row], name: str, scale: float = 1.0) -> tuple[np.ndarr
     stats = [row.stat(name) for row in rows]
     return (np.array([m for m, _ in stats], float) * scale,
             np.nan_to_num(np.array([s for _, s in stats], float) * scale))
+
+
+# --------------------------------------------------------------------------- curves.png
+
+
+def mean_curve(runs: Sequence[dict], name: str) -> np.ndarray:
+    """Mean over runs at each epoch, over the runs that reached it (records' histories)."""
+    series = [r["history"][name] for r in runs]
+    longest = max(len(s) for s in series)
+    padded = np.full((len(series), longest), np.nan)
+    for i, s in enumerate(series):
+        padded[i, :len(s)] = np.array(s, dtype=float)
+    counts = np.sum(~np.isnan(padded), axis=0)
+    return np.nansum(padded, axis=0) / np.maximum(counts, 1)
+
+
+def curves_figure(path, curves: Sequence[tuple[str, Sequence[dict]]], label: str,
+                  title: str) -> Path:
+    """Training loss, validation loss and validation accuracy per epoch, one line per setting
+    (``curves``: ``(setting, finished non-diverged records)``), mean over repeats."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    fig = _figure((13, 4.4))
+    axes = fig.subplots(1, 3)
+    panels = (("train_loss", "training loss", True), ("val_loss", "validation loss", True),
+              ("val_accuracy", "validation accuracy (%)", False))
+    for ax, (name, ylabel, log) in zip(axes, panels, strict=True):
+        for setting, runs in curves:
+            if runs:
+                curve = mean_curve(runs, name) * (1 if log else 100)
+                ax.plot(np.arange(1, len(curve) + 1), curve, label=setting)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if log:
+            ax.set_yscale("log")
+            ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.yaxis.set_major_formatter(plain)
+            ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.grid(alpha=0.3)
+    axes[0].legend(title=label, fontsize="small")
+    fig.suptitle(f"{title}\nmean over repeats per epoch (a run that stopped early leaves the "
+                 "mean; diverged runs not shown)", fontsize="medium")
+    return save_figure(fig, path)
 
 
 # --------------------------------------------------------------------------- test.png

@@ -80,13 +80,14 @@ def run_row(record: dict) -> dict:
 
 @dataclass
 class Row:
-    """One setting of a study: its label, its parameter values, its runs (``run_row`` views)
-    and how many runs the plan has for it."""
+    """One setting of a study: its label, its parameter values, its runs (``run_row`` views),
+    how many runs the plan has for it, and the stored records of its runs."""
 
     setting: str
     values: dict = field(default_factory=dict)
     runs: list[dict] = field(default_factory=list)
     n_planned: int = 0
+    records: list[dict] = field(default_factory=list)
 
     @property
     def finite(self) -> list[dict]:
@@ -143,6 +144,7 @@ def build_rows(planned: list[tuple[str, dict, str]], records: dict[str, dict]) -
         row.n_planned += 1
         if key in records:
             row.runs.append(run_row(records[key]))
+            row.records.append(records[key])
     return list(rows.values())
 
 
