@@ -2,7 +2,7 @@
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -14,6 +14,14 @@ DTYPES = ("float32", "float64")
 # keeps the loss finite even when training has blown up (learning rates of 100 reach ~1e15), and
 # no model worth keeping is anywhere near: guessing uniformly over 10 classes costs 2.3.
 DIVERGENCE_LOSS = 1e4
+
+
+def _help(text: str, *, flag: str | None = None, minimum: int | None = None,
+          choices: tuple[str, ...] | None = None) -> dict:
+    """Field metadata the command line is generated from (``ffnn-run train``): help text, the
+    flag's name when it is not ``--field-name`` (a ``--no-...`` flag turns a True default
+    off), the least integer, the allowed strings."""
+    return {"help": text, "flag": flag, "minimum": minimum, "choices": choices}
 
 
 @dataclass(frozen=True)
@@ -35,27 +43,38 @@ class TrainConfig:
     duration of training; both are restored afterwards.
     """
 
-    hidden_size: int = 10
-    activation: str = "elu"
-    optimizer: str = "adam"
-    learning_rate: float = 1e-3
-    batch_size: int = 250
-    max_epochs: int = 250
-    early_stopping: bool = True
-    patience: int = 10
-    min_delta: float = 0.0
-    restore_best: bool = True
-    l2: float = 0.0
-    momentum: float = 0.9
-    beta1: float = 0.9
-    beta2: float = 0.999
-    eps: float = 1e-8
-    rmsprop_alpha: float = 0.99
-    seed: int = 0
-    shuffle_seed: int | None = None
-    dtype: str = "float32"
-    backend: str = "numba"
-    threads: int | None = None
+    hidden_size: int = field(default=10, metadata=_help("Hidden units.", minimum=1))
+    activation: str = field(default="elu", metadata=_help(
+        "Hidden activation.", choices=codes.ACTIVATIONS))
+    optimizer: str = field(default="adam", metadata=_help(
+        "Optimizer.", choices=codes.OPTIMIZERS))
+    learning_rate: float = field(default=1e-3, metadata=_help("Learning rate.", flag="--lr"))
+    batch_size: int = field(default=250, metadata=_help("Minibatch size.", minimum=1))
+    max_epochs: int = field(default=250, metadata=_help("Epoch limit.", minimum=1))
+    early_stopping: bool = field(default=True, metadata=_help(
+        "Train all --max-epochs epochs.", flag="--no-early-stopping"))
+    patience: int = field(default=10, metadata=_help(
+        "Early stopping: epochs without improvement.", minimum=0))
+    min_delta: float = field(default=0.0, metadata=_help(
+        "Early stopping: least validation-loss decrease that counts."))
+    restore_best: bool = field(default=True, metadata=_help(
+        "Keep the last epoch's weights instead of the best epoch's.", flag="--no-restore-best"))
+    l2: float = field(default=0.0, metadata=_help("L2 penalty on the weights."))
+    momentum: float = field(default=0.9, metadata=_help(
+        "Momentum coefficient (momentum, nesterov)."))
+    beta1: float = field(default=0.9, metadata=_help("Adam beta1."))
+    beta2: float = field(default=0.999, metadata=_help("Adam beta2."))
+    eps: float = field(default=1e-8, metadata=_help("Adam / RMSprop epsilon."))
+    rmsprop_alpha: float = field(default=0.99, metadata=_help("RMSprop smoothing constant."))
+    seed: int = field(default=0, metadata=_help("Seed of the initial weights.", minimum=0))
+    shuffle_seed: int | None = field(default=None, metadata=_help(
+        "Seed of the minibatch order [default: --seed].", minimum=0))
+    dtype: str = field(default="float32", metadata=_help(
+        "Floating-point type of data and weights.", choices=DTYPES))
+    backend: str = field(default="numba", metadata=_help(
+        "Compute backend.", choices=tuple(BACKENDS)))
+    threads: int | None = field(default=None, metadata=_help(
+        "numba and BLAS threads [default: all cores].", minimum=1))
 
     def __post_init__(self):
         _check_choice("activation", self.activation, codes.ACTIVATIONS)

@@ -180,6 +180,7 @@ def open_executor(kind: str, workers: int = 1, client=None) -> Iterator[tuple[Ex
         executor = ProcessPoolExecutor(
             max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
             initializer=_process_initializer, initargs=(os.getpid(),))
+        _spawn_ignoring_ctrl_c(executor, workers)
     else:
         raise ValueError(f"executor: {kind!r} is not one of inline, threads, processes, dask")
     try:
@@ -188,6 +189,20 @@ def open_executor(kind: str, workers: int = 1, client=None) -> Iterator[tuple[Ex
         _stop(executor)
         raise
     executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _spawn_ignoring_ctrl_c(executor, workers: int) -> None:
+    """Start every worker process now, with SIGINT ignored: an ignored signal stays ignored
+    across exec, so a Ctrl-C (sent to the whole process group) never reaches a worker, not
+    even while it starts up; the parent handles it alone and stops them."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        for _ in range(workers):
+            executor.submit(os.getpid)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _stop(executor: Executor) -> None:

@@ -114,8 +114,8 @@ def run_studies(specs: Sequence[StudySpec], options: StudyOptions | None = None,
                     outcome.store.close()
         return outcomes
     except KeyboardInterrupt:
-        log.warning("interrupted: every finished run is recorded; re-run the same command "
-                    "to compute the rest")
+        for spec in specs:  # the log files; the console is the caller's
+            log.getChild(spec.name).info("interrupted: every finished run is recorded")
         raise
     finally:
         execute.release_worker()
