@@ -132,3 +132,12 @@ def test_an_unreadable_timing_file_is_reported_and_measured_again(tmp_path):
     store = TimingStore(tmp_path)
     assert store.problem and timing.TIMING_FILE in store.problem
     assert store.missing([_key(1)]) == [_key(1)]
+
+
+def test_train_reports_cpu_time_beside_wall_time_and_names_its_clock(small_mnist):
+    config = BASE.replace(max_epochs=2, early_stopping=False)
+    single = ffnn.train(config, small_mnist)
+    assert single.train_cpu_clock == "thread" and 0 < single.train_cpu_time
+    assert single.train_time == pytest.approx(sum(r.seconds for r in single.history))
+    several = ffnn.train(config.replace(threads=2), small_mnist)
+    assert several.train_cpu_clock == "process" and 0 < several.train_cpu_time
