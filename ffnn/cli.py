@@ -53,11 +53,12 @@ def _errors(func):
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         from .data import DataError
+        from .run_lock import OutputLocked
         from .study_specs import StudyError
 
         try:
             return func(*args, **kwargs)
-        except (StudyError, DataError) as e:
+        except (StudyError, DataError, OutputLocked) as e:
             raise CliError(str(e)) from None
         except ValueError as e:  # TrainConfig and load_mnist validation
             raise CliError(str(e)) from None
@@ -186,6 +187,13 @@ def train(hidden_size, activation, optimizer, lr, batch_size, max_epochs, patien
         patience=patience, min_delta=min_delta, restore_best=not no_restore_best, l2=l2,
         momentum=momentum, beta1=beta1, beta2=beta2, eps=eps, rmsprop_alpha=rmsprop_alpha,
         seed=seed, shuffle_seed=shuffle_seed, dtype=dtype, backend=backend, threads=threads)
+    if save:
+        from .safe_io import check_writable
+
+        try:
+            check_writable(save)
+        except OSError as e:
+            raise CliError(f"--save: {e}") from None
     splits = _data_spec(data_path, train_size, val_size, test_size, split_seed).load(dtype)
     click.echo(f"data: {splits!r}")
 
@@ -202,7 +210,10 @@ def train(hidden_size, activation, optimizer, lr, batch_size, max_epochs, patien
     click.echo(f"test loss {result.test_loss:.4f}  test accuracy "
                f"{100 * result.test_accuracy:.2f} %")
     if save:
-        result.model.save(save)
+        from .safe_io import replacing
+
+        with replacing(save) as tmp:
+            result.model.save(tmp)
         click.echo(f"model saved to {save}")
 
 
@@ -231,7 +242,8 @@ def studies():
               help="Local worker processes [default: number of cores].")
 @click.option("--scheduler", metavar="ADDRESS", default=None,
               help="Run on this Dask distributed scheduler (e.g. tcp://host:8786) instead of "
-                   "local processes; needs `pip install ffnn[dask]`.")
+                   "local processes; gives up if it does not answer within 10 s "
+                   "($FFNN_DASK_TIMEOUT); needs `pip install ffnn[dask]`.")
 @backend_option
 @data_options
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
@@ -288,16 +300,15 @@ def report(directory):
 
     DIRECTORY is a study output directory (--out) or one study's directory.
     """
-    from .report import find_study_dirs, write_study_report, write_summary
+    from .report import find_study_dirs, rebuild_reports
 
-    dirs = find_study_dirs(directory)
-    if not dirs:
+    if not find_study_dirs(directory):
         raise CliError(f"{directory}: no study results here (no */plan.json)")
-    for d in dirs:
-        click.echo(write_study_report(d))
-    if len(dirs) > 1:
-        path = write_summary(directory, [d.name for d in dirs])
-        click.echo(f"summary: {path}")
+    texts, summary = rebuild_reports(directory)
+    for text in texts:
+        click.echo(text)
+    if summary is not None:
+        click.echo(f"summary: {summary}")
 
 
 if __name__ == "__main__":

@@ -20,9 +20,11 @@ from pathlib import Path
 import numpy as np
 
 from .results import RESULTS_FILE, read_records
+from .safe_io import naming, replacing, write_atomic
 from .study_specs import StudySpec, format_value
 
-__all__ = ["SettingSummary", "study_rows", "write_study_report", "write_summary"]
+__all__ = ["SettingSummary", "rebuild_reports", "study_rows", "write_study_report",
+           "write_summary"]
 
 PLAN_FILE = "plan.json"
 REPORT_FILE = "report.md"
@@ -63,14 +65,43 @@ class SettingSummary:
         return float(values.mean()), std
 
 
-def _load(directory: Path) -> tuple[StudySpec, dict, list[SettingSummary]]:
-    plan_path = directory / PLAN_FILE
+def _read_plan(plan_path: Path) -> dict:
+    """``plan.json`` checked for what the report reads; ``ValueError`` naming the file."""
     try:
-        plan = json.loads(plan_path.read_text())
+        with naming(plan_path):
+            plan = json.loads(plan_path.read_bytes())
     except FileNotFoundError:
         raise FileNotFoundError(f"{plan_path}: not a study directory (no plan)") from None
+    except (ValueError, RecursionError) as e:
+        raise ValueError(f"{plan_path}: not a valid plan: not JSON ({e})") from None
+    try:
+        if not isinstance(plan, dict):
+            raise TypeError("not a JSON object")
+        StudySpec.from_dict(plan["study"])
+        for name in ("repeats", "seed"):
+            if not isinstance(plan["options"][name], int):
+                raise TypeError(f"options.{name} is not an integer")
+        sizes = next(iter(plan["data"].values()))
+        for name in ("train_size", "val_size", "test_size", "split_seed"):
+            if not isinstance(sizes[name], int):
+                raise TypeError(f"data.{name} is not an integer")
+        for run in plan["runs"]:
+            if not isinstance(run["key"], str) or not isinstance(run["setting"], str):
+                raise TypeError("a run's key or setting is not a string")
+    except (KeyError, TypeError, AttributeError, StopIteration) as e:
+        what = f"missing {e}" if isinstance(e, KeyError) else str(e) or "no data"
+        raise ValueError(f"{plan_path}: not a valid plan ({what})") from None
+    return plan
+
+
+def _load(directory: Path, records=None) -> tuple[StudySpec, dict, list[SettingSummary]]:
+    """The study's spec, plan and rows; ``records``: the study's checked records if the caller
+    has them already (else read from ``results.jsonl``, each bad line logged once)."""
+    plan = _read_plan(directory / PLAN_FILE)
     spec = StudySpec.from_dict(plan["study"])
-    by_key = {r["key"]: r for r in read_records(directory / RESULTS_FILE)}
+    if records is None:
+        records = read_records(directory / RESULTS_FILE)
+    by_key = {r["key"]: r for r in records}
     rows: dict[str, SettingSummary] = {}
     for run in plan["runs"]:
         row = rows.setdefault(run["setting"], SettingSummary(run["setting"], [], 0))
@@ -214,15 +245,19 @@ def _figures(directory: Path, spec: StudySpec, rows, title: str) -> None:
     panels = (("train_loss", "training loss", True), ("val_loss", "validation loss", True),
               ("val_accuracy", "validation accuracy (%)", False))
     for ax, (field, ylabel, log) in zip(axes, panels, strict=True):
+        plotted = False
         for row in rows:
             if not row.finite:
                 continue
             curve = _mean_curve(row.finite, field) * (1 if log else 100)
             ax.plot(np.arange(1, len(curve) + 1), curve, label=row.setting)
+            plotted |= bool(np.any(np.isfinite(curve) & (curve > 0)))
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabel)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        if log:
+        if not plotted:  # e.g. no validation split: nothing to show
+            ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
+        elif log:
             ax.set_yscale("log")
             ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
             ax.yaxis.set_major_formatter(plain)
@@ -231,7 +266,8 @@ def _figures(directory: Path, spec: StudySpec, rows, title: str) -> None:
     axes[0].legend(title=spec.label, fontsize="small")
     fig.suptitle(f"{title}\nmean over repeats per epoch (a run that stopped early leaves the "
                  "mean; diverged runs not shown)", fontsize="medium")
-    fig.savefig(directory / CURVES_FILE, dpi=100)
+    with replacing(directory / CURVES_FILE) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
 
     fig = Figure(figsize=(11, 4.4), layout="constrained")
     axes = fig.subplots(1, 2)
@@ -253,13 +289,16 @@ def _figures(directory: Path, spec: StudySpec, rows, title: str) -> None:
             ax.set_ylim(low, min(100.0, float(np.max(means[ok] + stds[ok])) + 1))
     fig.suptitle(f"{title}\nmean ± std over repeats (diverged runs excluded)",
                  fontsize="medium")
-    fig.savefig(directory / TEST_FILE, dpi=100)
+    with replacing(directory / TEST_FILE) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
 
 
-def write_study_report(directory) -> str:
-    """Write ``report.md``, ``curves.png`` and ``test.png`` for one study; return the markdown."""
+def write_study_report(directory, records=None) -> str:
+    """Write ``report.md``, ``curves.png`` and ``test.png`` for one study; return the markdown.
+
+    ``records``: the study's checked records, if the caller has them (the runner does)."""
     directory = Path(directory)
-    spec, plan, rows = _load(directory)
+    spec, plan, rows = _load(directory, records)
     repeats = plan["options"]["repeats"]
     seed = plan["options"]["seed"]
     fixed = _fixed_text(spec, plan, rows)
@@ -295,7 +334,7 @@ def write_study_report(directory) -> str:
     text = "\n".join(parts)
     if runs:
         _figures(directory, spec, rows, title)
-    (directory / REPORT_FILE).write_text(text, encoding="utf-8")
+    write_atomic(directory / REPORT_FILE, text)
     return text
 
 
@@ -309,13 +348,14 @@ def find_study_dirs(directory) -> list[Path]:
     return sorted(p.parent for p in directory.glob(f"*/{PLAN_FILE}"))
 
 
-def write_summary(out, names) -> Path:
-    """``<out>/summary.md``: every study's table with links to its report and figures."""
+def write_summary(out, names, records: dict[str, list[dict]] | None = None) -> Path:
+    """``<out>/summary.md``: every study's table with links to its report and figures
+    (``records``: each study's checked records by name, if the caller has them)."""
     out = Path(out)
     parts = ["# Study summary", ""]
     for name in names:
         directory = out / name
-        spec, _, rows = _load(directory)
+        spec, _, rows = _load(directory, None if records is None else records[name])
         parts += [
             f"## [{name}]({name}/{REPORT_FILE})", "",
             *([spec.description, ""] if spec.description else []),
@@ -324,6 +364,19 @@ def write_summary(out, names) -> Path:
             f"[test loss and accuracy]({name}/{TEST_FILE}); log: [logs/{name}.log]"
             f"(logs/{name}.log).", "",
         ]
-    path = out / "summary.md"
-    path.write_text("\n".join(parts), encoding="utf-8")
-    return path
+    return write_atomic(out / "summary.md", "\n".join(parts))
+
+
+def rebuild_reports(directory) -> tuple[list[str], Path | None]:
+    """Every study report under ``directory`` (a ``--out`` or one study's directory) again,
+    from stored records, each file read once; the markdown of each and the summary's path (only
+    for several studies). ``FileNotFoundError`` when there are no studies."""
+    directory = Path(directory)
+    dirs = find_study_dirs(directory)
+    if not dirs:
+        raise FileNotFoundError(f"{directory}: no study results here (no */{PLAN_FILE})")
+    records = {d.name: read_records(d / RESULTS_FILE) for d in dirs}
+    texts = [write_study_report(d, records[d.name]) for d in dirs]
+    summary = write_summary(directory, [d.name for d in dirs], records) if len(dirs) > 1 \
+        else None
+    return texts, summary

@@ -1,10 +1,15 @@
 """Durable, append-only storage of study records.
 
 Each study directory holds ``results.jsonl``: one JSON object per line, appended by one process
-(the one running the study), flushed and ``fsync``-ed as soon as a run finishes. A kill at any
-moment leaves at most one incomplete last line; readers skip it (and any other line that is not a
-complete record) with a warning, and the writer cuts it off before appending, so it never
-corrupts the records around it.
+(the one running the study, which holds the output directory's ``RunLock``), flushed and
+``fsync``-ed as soon as a run finishes. A kill at any moment leaves at most one incomplete last
+line; the writer cuts it off before appending, so it never corrupts the records around it.
+
+A line counts as a record only if ``record_schema.check_record`` accepts it; readers skip every
+other line (an incomplete last line, a line that is not JSON, an object missing a field or with
+a field of the wrong type) and report each once, with file, line number and reason
+(``ResultStore.problems``; ``read_records`` logs them). The run of a skipped line is computed
+again. Records are written as strict JSON (``record_schema.encode_record``).
 
 Every record carries ``key``: the sha256 of the canonical JSON (sorted keys, no spaces) of
 everything that determines the run: the full ``TrainConfig`` (seeds, backend, dtype included),
@@ -17,20 +22,24 @@ The key of a run trained alone is the same as before grouping existed (format 1)
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
+from .record_schema import RECORD_FORMAT, RecordError, encode_record, parse_record_line
+from .safe_io import naming
+
 __all__ = [
-    "RECORD_FORMAT", "RESULTS_FILE", "TIMING_FIELDS", "ResultStore", "canonical_json",
-    "load_results", "non_timing", "read_records", "run_key",
+    "RECORD_FORMAT", "RESULTS_FILE", "TIMING_FIELDS", "BadLine", "ResultStore",
+    "canonical_json", "load_results", "non_timing", "read_records", "run_key",
 ]
 
 RESULTS_FILE = "results.jsonl"
-RECORD_FORMAT = 2  # 2: adds grouped, group_size, group_wall_time, calibration_epoch_seconds
 # Fields that depend on when, where and how fast a run was computed; everything else in a
 # record is bitwise reproducible (``non_timing``).
 TIMING_FIELDS = ("train_time", "train_time_source", "recorded_at", "worker", "group_wall_time",
@@ -64,45 +73,53 @@ def non_timing(record: dict) -> dict:
     return out
 
 
-def _parse(line: bytes) -> dict | None:
-    try:
-        record = json.loads(line)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    if not isinstance(record, dict) or not isinstance(record.get("key"), str):
-        return None
-    return record
+@dataclass(frozen=True)
+class BadLine:
+    """A line of a results file that is not a record: 1-based line number and why."""
+
+    path: Path
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: line {self.line}: {self.reason}"
 
 
-def _scan(path: Path) -> tuple[list[dict], int, int]:
-    """``(records, end of the last complete line, number of bad lines)``."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return [], 0, 0
-    records, bad, good_end, start = [], 0, 0, 0
+def _scan(path: Path, data: bytes) -> tuple[list[dict], int, list[BadLine]]:
+    """``(records, end of the last complete line, bad lines)`` of a results file's bytes."""
+    records, bad, good_end, start, number = [], [], 0, 0, 0
     while start < len(data):
+        number += 1
         newline = data.find(b"\n", start)
         if newline < 0:  # an unterminated last line: a record cut short by a kill or full disk
-            log.warning("%s: ignoring an incomplete last record (%d bytes)",
-                        path, len(data) - start)
-            bad += 1
+            bad.append(BadLine(path, number, f"incomplete last record ({len(data) - start} "
+                                             "bytes, no newline)"))
             break
         line = data[start:newline]
         if line.strip():
-            record = _parse(line)
-            if record is None:
-                log.warning("%s: ignoring a malformed record at byte %d", path, start)
-                bad += 1
-            else:
-                records.append(record)
+            try:
+                records.append(parse_record_line(line))
+            except RecordError as e:
+                bad.append(BadLine(path, number, str(e)))
         good_end = start = newline + 1
     return records, good_end, bad
 
 
+def _read(path: Path) -> bytes:
+    try:
+        with naming(path):
+            return path.read_bytes()
+    except FileNotFoundError:
+        return b""
+
+
 def read_records(path) -> list[dict]:
-    """The complete records of one ``results.jsonl`` (incomplete or malformed lines skipped)."""
-    return _scan(Path(path))[0]
+    """The records of one ``results.jsonl`` (each other line logged once and skipped)."""
+    path = Path(path)
+    records, _, bad = _scan(path, _read(path))
+    for line in bad:
+        log.warning("%s; skipped (a re-run of the study computes its run again)", line)
+    return records
 
 
 def load_results(directory) -> list[dict]:
@@ -120,69 +137,71 @@ def load_results(directory) -> list[dict]:
 
 
 class ResultStore:
-    """The append-only record file of one study, opened for writing by one process.
+    """The append-only record file of one study, opened for writing by the one process that
+    holds the output directory's ``RunLock``.
 
-    Opening reads the existing records and cuts off an incomplete last line (a record cut short
-    by a kill), so new records start on a fresh line. An advisory lock (``flock``) stops a second
-    ``ffnn-run`` from writing the same file at the same time.
+    Opening reads the existing records (``records``, by key; ``problems``: the lines that are
+    not records, for the caller to report) and cuts off an incomplete last line (a record cut
+    short by a kill), so new records start on a fresh line. ``fresh=True`` deletes the file
+    first. OS errors name the file.
     """
 
     def __init__(self, path, *, fresh: bool = False):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if fresh and self.path.exists():
-            self.path.unlink()
-        self._file = open(self.path, "ab+")
+        with naming(self.path):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if fresh:
+                self.path.unlink(missing_ok=True)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
         try:
-            _lock(self._file, self.path)
-            records, good_end, self.n_bad = _scan(self.path)
-            if good_end < os.fstat(self._file.fileno()).st_size:
-                self._file.truncate(good_end)
-                os.fsync(self._file.fileno())
+            with naming(self.path):
+                records, good_end, self.problems = _scan(self.path, self.path.read_bytes())
+                if good_end < os.fstat(self._fd).st_size:
+                    os.ftruncate(self._fd, good_end)
+                    os.fsync(self._fd)
         except BaseException:
-            self._file.close()
+            os.close(self._fd)
             raise
         self.records: dict[str, dict] = {r["key"]: r for r in records}
+
+    @property
+    def n_bad(self) -> int:
+        return len(self.problems)
 
     def __contains__(self, key: str) -> bool:
         return key in self.records
 
     def append(self, record: dict) -> None:
-        """Write one record durably (one ``write``, then flush and fsync) before returning."""
-        line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
-        self._file.write(line)
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self.records[record["key"]] = record
+        """Write one record durably (one ``write``, then fsync) before returning."""
+        self.extend([record])
 
     def extend(self, records: Iterable[dict]) -> None:
         """Write several records durably with one ``write`` and one fsync (a group's records
-        land together, so an interruption practically never splits a group)."""
+        land together, so an interruption practically never splits a group). Every record is
+        checked (``RecordError``) before anything is written; a failed write (full disk) is
+        cut off again, so the file stays a sequence of whole records."""
         records = list(records)
-        data = b"".join((json.dumps(r, separators=(",", ":")) + "\n").encode() for r in records)
-        self._file.write(data)
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        data = memoryview(b"".join(encode_record(r) for r in records))
+        with naming(self.path):
+            end = os.fstat(self._fd).st_size
+            try:
+                while data:
+                    data = data[os.write(self._fd, data):]
+                os.fsync(self._fd)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._fd, end)
+                raise
         for record in records:
             self.records[record["key"]] = record
 
     def close(self) -> None:
-        self._file.close()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
     def __enter__(self) -> ResultStore:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def _lock(file, path: Path) -> None:
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX: no lock
-        return
-    try:
-        fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        raise RuntimeError(f"{path}: another ffnn-run is writing these results; "
-                           "wait for it or use another --out") from None

@@ -33,6 +33,7 @@ run to rounding, not bitwise.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -49,13 +50,16 @@ from typing import Any
 
 from .config import TrainConfig
 from .grouped import check_group
+from .record_schema import RECORD_FORMAT, RecordError
 from .report import CURVES_FILE, PLAN_FILE, REPORT_FILE, TEST_FILE
-from .results import RECORD_FORMAT, RESULTS_FILE, ResultStore, run_key
+from .results import RESULTS_FILE, ResultStore, run_key
+from .run_lock import RunLock
+from .safe_io import naming, write_atomic
 from .study_specs import StudySpec
 
 __all__ = [
-    "DataSpec", "Run", "StudyOptions", "StudyOutcome", "execute_task", "plan_study",
-    "run_studies", "study_dir",
+    "DataSpec", "Run", "StudyOptions", "StudyOutcome", "check_study_options", "execute_task",
+    "plan_study", "run_studies", "study_dir",
 ]
 
 LOG_DIR = "logs"
@@ -390,25 +394,6 @@ def _threads(tasks, data, fingerprints, workers):
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _dask(tasks, data, fingerprints, scheduler):
-    try:
-        from distributed import Client, as_completed
-    except ImportError:
-        raise RuntimeError("--scheduler needs Dask distributed: pip install 'ffnn[dask]'") from None
-
-    client = Client(scheduler, set_as_default=False)
-    try:
-        futures = {client.submit(execute_task, task, data, fingerprints, pure=False): task
-                   for task in tasks}
-        for future in as_completed(futures, loop=client.loop):
-            try:
-                yield futures[future], future.result()
-            except Exception as e:  # noqa: BLE001
-                yield futures[future], e
-    finally:
-        client.close()
-
-
 # --------------------------------------------------------------------------- driver
 
 
@@ -444,9 +429,25 @@ class _RunFilter(logging.Filter):
         return self.show_runs or not getattr(record, "per_run", False)
 
 
+class _LogFileHandler(logging.FileHandler):
+    """A study's log file; a write that fails (full disk) is said once, in one line naming the
+    file, instead of a traceback per message (the records, not the log, are what counts)."""
+
+    failed = False
+
+    def handleError(self, record):
+        if not self.failed:
+            self.failed = True
+            error = sys.exc_info()[1]
+            sys.stderr.write(f"ffnn-run: cannot write the log {self.baseFilename} "
+                             f"({getattr(error, 'strerror', None) or error}); going on "
+                             "without it\n")
+
+
 def _study_logger(out: Path, name: str) -> tuple[logging.Logger, logging.Handler]:
-    (out / LOG_DIR).mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(out / LOG_DIR / f"{name}.log", encoding="utf-8")
+    with naming(out / LOG_DIR):
+        (out / LOG_DIR).mkdir(parents=True, exist_ok=True)
+    handler = _LogFileHandler(out / LOG_DIR / f"{name}.log", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logger = log.getChild(name)
     logger.setLevel(logging.INFO)
@@ -454,34 +455,69 @@ def _study_logger(out: Path, name: str) -> tuple[logging.Logger, logging.Handler
     return logger, handler
 
 
-def _write_json_atomic(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+def check_study_options(specs: Sequence[StudySpec], options: StudyOptions,
+                        scheduler: str | None = None) -> None:
+    """Refuse, before anything is loaded or written, what would fail run by run: early
+    stopping without validation images, several threads per run on Dask, a malformed scheduler
+    address (``ValueError`` naming the option)."""
+    if scheduler is not None:
+        from .dask_executor import check_address
+
+        check_address(scheduler)
+        if options.threads > 1:
+            raise ValueError(f"threads: {options.threads} threads per run cannot go to Dask "
+                             "workers (numba's parallel regions in several worker threads); "
+                             "use threads=1")
+    if options.data.val_size == 0:
+        stopping = [spec.name for spec in specs
+                    if any(spec.config(v).early_stopping for v in spec.values)]
+        if stopping:
+            raise ValueError(f"val_size: 0 validation images, but study {', '.join(stopping)} "
+                             "stops early on the validation loss; give a positive val_size "
+                             "(--val-size) or a study without early stopping")
 
 
 def run_studies(specs: Sequence[StudySpec], options: StudyOptions, out, *, workers: int = 1,
                 scheduler: str | None = None, fresh: bool = False, console: bool = True,
                 verbose: bool = False, progress: bool | None = None,
                 on_report: Callable[[StudyOutcome], None] | None = None,
-                executor: str = "processes") -> list[StudyOutcome]:
+                executor: str = "processes",
+                scheduler_timeout: float | None = None) -> list[StudyOutcome]:
     """Run ``specs`` with ``options`` into ``out``; returns one ``StudyOutcome`` per study.
 
-    Each study's report is written (and ``on_report`` called) as soon as its last run is
-    recorded. ``progress=None`` shows a progress bar only when stderr is a terminal.
+    Nothing under ``out`` is touched before the options are checked (``check_study_options``),
+    the Dask scheduler (if any) answered within ``scheduler_timeout`` seconds
+    (``dask_executor.connect``) and the output directory's ``RunLock`` is taken; it is held
+    until the last report is written, so a second writer (``fresh`` or not) is refused with
+    ``run_lock.OutputLocked``. Each study's report is written (and ``on_report`` called) as
+    soon as its last run is recorded. ``progress=None`` shows a progress bar only when stderr
+    is a terminal.
     """
+    out = Path(out)
+    check_study_options(specs, options, scheduler)
+    client = None
+    if scheduler is not None:
+        from .dask_executor import connect
+
+        client = connect(scheduler, scheduler_timeout)
+    try:
+        return _run_locked(specs, options, out, workers=workers, client=client, fresh=fresh,
+                           console=console, verbose=verbose, progress=progress,
+                           on_report=on_report, executor=executor,
+                           executor_name=_executor_name(workers, scheduler, options.threads))
+    finally:
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.close()
+
+
+def _run_locked(specs, options, out: Path, *, workers, client, fresh, console, verbose,
+                progress, on_report, executor, executor_name) -> list[StudyOutcome]:
     from tqdm import tqdm
 
     from .kernels import get_backend
     from .report import write_study_report, write_summary
 
-    out = Path(out)
-    if scheduler is not None and options.threads > 1:
-        raise ValueError(f"threads: {options.threads} threads per run cannot go to Dask workers "
-                         "(numba's parallel regions in several worker threads); use threads=1")
     handlers: list[tuple[logging.Logger, logging.Handler]] = []
     show_bar = sys.stderr.isatty() if progress is None else progress
     if console:
@@ -493,32 +529,36 @@ def run_studies(specs: Sequence[StudySpec], options: StudyOptions, out, *, worke
     log.setLevel(logging.INFO)
     log.propagate = False
     stores: dict[str, ResultStore] = {}
+    lock = RunLock(out)
     try:
         # The data (once per dtype) and its identity, in this process.
         dtypes = sorted({spec.config(v).dtype for spec in specs for v in spec.values})
         loaded = {dtype: options.data.load(dtype) for dtype in dtypes}
         identities = {d: data_identity(s, options.data) for d, s in loaded.items()}
         fingerprints = {d: i["fingerprint"] for d, i in identities.items()}
+        lock.acquire()  # before anything under out is created, truncated or deleted
 
         outcomes, pending, loggers = {}, [], {}
         for spec in specs:
             directory = study_dir(out, spec.name)
-            directory.mkdir(parents=True, exist_ok=True)
+            with naming(directory):
+                directory.mkdir(parents=True, exist_ok=True)
             logger, handler = _study_logger(out, spec.name)
             handlers.append((logger, handler))
             loggers[spec.name] = logger
             if fresh:
                 for stale in (REPORT_FILE, CURVES_FILE, TEST_FILE, PLAN_FILE):
-                    (directory / stale).unlink(missing_ok=True)
+                    with naming(directory / stale):
+                        (directory / stale).unlink(missing_ok=True)
             store = stores[spec.name] = ResultStore(directory / RESULTS_FILE, fresh=fresh)
             runs = plan_study(spec, options, identities)
-            _write_json_atomic(directory / PLAN_FILE, {
+            write_atomic(directory / PLAN_FILE, json.dumps({
                 "study": spec.to_dict(),
                 "options": {**asdict(options), "data": asdict(options.data)},
                 "data": identities,
                 "runs": [{"key": r.key, "setting": r.setting, "value": r.value,
                           "repeat": r.repeat, "grouped": r.grouped} for r in runs],
-            })
+            }, indent=1))
             todo = [r for r in runs if r.key not in store]
             planned = {r.key for r in runs}
             others = sum(1 for k in store.records if k not in planned)
@@ -526,7 +566,7 @@ def run_studies(specs: Sequence[StudySpec], options: StudyOptions, out, *, worke
             logger.info("study %s: %d settings x %d repeats = %d runs; %d already recorded, "
                         "%d to run (%s, %s)", spec.name, len(spec.values), options.repeats,
                         len(runs), len(runs) - len(todo), len(todo), options.backend,
-                        _executor_name(workers, scheduler, options.threads))
+                        executor_name)
             reason = group_reason([r.config for r in runs if r.repeat == 0], options.group)
             logger.info("the settings of each repeat are %s", "trained together (grouped, "
                         "calibrated train times)" if reason is None else
@@ -534,16 +574,16 @@ def run_studies(specs: Sequence[StudySpec], options: StudyOptions, out, *, worke
             if others:
                 logger.info("%s: %d records from other flags or data are kept but not used",
                             store.path, others)
-            if store.n_bad:
-                logger.warning("%s: ignored %d incomplete record(s); their runs are redone",
-                               store.path, store.n_bad)
+            for problem in store.problems:
+                logger.warning("%s; ignored, its run is computed again", problem)
             pending.extend(todo)
 
         remaining = {name: sum(1 for r in pending if r.study == name) for name in outcomes}
 
         def finish(name):
             outcome = outcomes[name]
-            outcome.report = write_study_report(outcome.directory)
+            outcome.report = write_study_report(outcome.directory,
+                                                records=list(stores[name].records.values()))
             loggers[name].info("study %s done: %d computed, %d recorded before, %d failed; "
                                "report in %s", name, outcome.computed, outcome.skipped,
                                outcome.failed, outcome.directory / REPORT_FILE)
@@ -564,9 +604,11 @@ def run_studies(specs: Sequence[StudySpec], options: StudyOptions, out, *, worke
                     grouped.warm_up(dtype)
             tasks = make_tasks(pending)
             workers = min(workers, len(tasks))
-            if scheduler is not None:
+            if client is not None:
+                from .dask_executor import run_tasks
+
                 prepare_worker(options.data, fingerprints, [options.backend], loaded)
-                results = _dask(tasks, options.data, fingerprints, scheduler)
+                results = run_tasks(client, tasks, execute_task, options.data, fingerprints)
             elif workers <= 1:
                 prepare_worker(options.data, fingerprints, [options.backend], loaded)
                 results = _inline(tasks, options.data, fingerprints)
@@ -585,11 +627,15 @@ def run_studies(specs: Sequence[StudySpec], options: StudyOptions, out, *, worke
                 try:
                     for task, result in results:
                         name = task[0].study
+                        if not isinstance(result, BaseException):
+                            try:
+                                stores[name].extend(result)
+                            except RecordError as e:
+                                result = e
                         if isinstance(result, BaseException):
                             _fail(loggers[name], task, result)
                             outcomes[name].failed += len(task)
                         else:
-                            stores[name].extend(result)
                             outcomes[name].computed += len(result)
                             for record in result:
                                 _log_run(loggers[name], record)
@@ -600,7 +646,8 @@ def run_studies(specs: Sequence[StudySpec], options: StudyOptions, out, *, worke
                 finally:
                     results.close()
         if len(specs) > 1:
-            write_summary(out, [spec.name for spec in specs])
+            write_summary(out, [spec.name for spec in specs],
+                          {name: list(store.records.values()) for name, store in stores.items()})
         return list(outcomes.values())
     except KeyboardInterrupt:
         log.warning("interrupted: every finished run is recorded; re-run the same command "
@@ -610,6 +657,7 @@ def run_studies(specs: Sequence[StudySpec], options: StudyOptions, out, *, worke
         release_worker()
         for store in stores.values():
             store.close()
+        lock.release()
         for logger, handler in handlers:
             logger.removeHandler(handler)
             handler.close()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import reprlib
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,8 @@ from .config import TrainConfig
 
 __all__ = [
     "BUILTIN_STUDIES", "RUNNER_FIELDS", "STUDY_DEFAULTS", "StudyError", "StudySpec",
-    "builtin_study", "example_path", "format_value", "load_study_file", "resolve_studies",
+    "builtin_study", "example_path", "format_value", "load_study_file", "parse_study",
+    "resolve_studies", "study_from_mapping",
 ]
 
 # The defaults every study starts from (they override TrainConfig's where they differ).
@@ -56,6 +58,10 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
 _FLOAT_FIELDS = {f.name: f.type in (float, "float") for f in dataclasses.fields(TrainConfig)}
 _TOML_KEYS = ("name", "description", "parameter", "values", "label", "base")
+_SCALARS = (bool, int, float, str)
+_REPR = reprlib.Repr()  # user values in messages: short, and never too deep to print
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 2, 60, 60
+_show = _REPR.repr
 
 
 class StudyError(ValueError):
@@ -202,17 +208,26 @@ def load_study_file(path) -> StudySpec:
     """Read and validate a TOML study file; ``StudyError`` names the file and the field."""
     path = Path(path)
     try:
-        with open(path, "rb") as f:
-            doc = tomllib.load(f)
+        data = path.read_bytes()
     except FileNotFoundError:
         raise StudyError(f"{path}: file not found") from None
     except OSError as e:
         raise StudyError(f"{path}: cannot read ({e.strerror or e})") from None
-    except tomllib.TOMLDecodeError as e:
-        raise StudyError(f"{path}: not valid TOML: {e}") from None
+    return parse_study(data, str(path))
+
+
+def parse_study(data: bytes, source: str) -> StudySpec:
+    """Validate the bytes of a TOML study file (``source``: its name in messages)."""
+    try:
+        doc = tomllib.loads(data.decode("utf-8"))
     except UnicodeDecodeError as e:
-        raise StudyError(f"{path}: not UTF-8 text ({e.reason})") from None
-    return study_from_mapping(doc, str(path))
+        raise StudyError(f"{source}: not UTF-8 text ({e.reason})") from None
+    except tomllib.TOMLDecodeError as e:
+        raise StudyError(f"{source}: not valid TOML: {e}") from None
+    except RecursionError:
+        raise StudyError(f"{source}: not valid TOML: arrays or tables nested too deeply") \
+            from None
+    return study_from_mapping(doc, source)
 
 
 def study_from_mapping(doc: dict, source: str) -> StudySpec:
@@ -228,16 +243,17 @@ def study_from_mapping(doc: dict, source: str) -> StudySpec:
             fail(f"missing required key {key!r}")
     name = doc["name"]
     if not isinstance(name, str) or not _NAME.match(name):
-        fail(f"name: {name!r} must be a non-empty string of letters, digits, '-', '_', '.'")
+        fail(f"name: {_show(name)} must be a non-empty string of letters, digits, '-', '_', '.'")
     if name in BUILTIN_STUDIES or name == "all":
         fail(f"name: {name!r} is a built-in study name; choose another")
     for key in ("description", "label"):
         if not isinstance(doc.get(key, ""), str):
-            fail(f"{key}: expected a string, got {doc[key]!r}")
+            fail(f"{key}: expected a string, got {_show(doc[key])}")
     parameter = doc["parameter"]
     variable = [f for f in _CONFIG_FIELDS if f not in RUNNER_FIELDS]
     if not isinstance(parameter, str) or parameter not in variable:
-        fail(f"parameter: unknown parameter {parameter!r}; expected one of {', '.join(variable)}")
+        fail(f"parameter: unknown parameter {_show(parameter)}; expected one of "
+             f"{', '.join(variable)}")
     base = doc.get("base", {})
     if not isinstance(base, dict):
         fail("base: expected a table of TrainConfig fields")
@@ -247,21 +263,40 @@ def study_from_mapping(doc: dict, source: str) -> StudySpec:
                  "threads=1); remove it")
         if key not in _CONFIG_FIELDS:
             fail(f"base.{key}: unknown TrainConfig field; expected one of {', '.join(variable)}")
+        if not isinstance(base[key], _SCALARS):
+            fail(f"base.{key}: expected a number, string or boolean, got {_show(base[key])}")
     if parameter in base:
         fail(f"base.{parameter}: is the varied parameter; give its values in 'values' only")
     values = doc["values"]
     if not isinstance(values, list) or not values:
         fail("values: expected a non-empty list")
-    if len({repr(v) for v in values}) != len(values):
-        fail(f"values: duplicates in {values!r}")
+    _check_base(base, parameter, fail)
     spec = StudySpec(name=name, description=doc.get("description", ""), parameter=parameter,
-                     values=tuple(values), base=dict(base), label=doc.get("label", ""),
-                     source=source)
+                     values=(), base=dict(base), label=doc.get("label", ""), source=source)
+    converted = []
     for i, value in enumerate(values):
-        if isinstance(value, dict | list):
-            fail(f"values[{i}]: expected a number, string or boolean, got {value!r}")
+        if not isinstance(value, _SCALARS):
+            fail(f"values[{i}]: expected a number, string or boolean, got {_show(value)}")
         try:
-            spec.config(value)
+            converted.append(getattr(spec.config(value), parameter))
         except (ValueError, TypeError) as e:
             fail(f"values[{i}] = {value!r}: {e}")
-    return spec
+    first: dict = {}
+    for i, value in enumerate(converted):
+        j = first.setdefault((type(value), value), i)
+        if j != i:
+            fail(f"values[{i}] = {values[i]!r} duplicates values[{j}] = {values[j]!r} "
+                 f"(both are {parameter} = {value!r})")
+    return dataclasses.replace(spec, values=tuple(converted))
+
+
+def _check_base(base: dict, parameter: str, fail) -> None:
+    """Blame a bad ``base`` field on ``base.<field>``: check the study defaults and ``base``
+    alone, the varied parameter left at ``TrainConfig``'s default."""
+    fields = {k: _as_field_type(k, v) for k, v in {**STUDY_DEFAULTS, **base}.items()
+              if k != parameter}
+    try:
+        TrainConfig(**fields)
+    except (ValueError, TypeError) as e:
+        name = str(e).partition(":")[0]
+        fail(f"base.{name}: {str(e).partition(':')[2].strip()}" if name in base else str(e))

@@ -90,7 +90,8 @@ def test_kill_9_then_rerun_computes_exactly_the_missing_runs(tmp_path, study_fil
     log = (out / "logs" / "resume.log").read_text()
     assert f"{TOTAL} runs; {k} already recorded, {TOTAL - k} to run" in log
     assert f"study resume done: {TOTAL - k} computed, {k} recorded before" in log
-    assert "ignored 1 incomplete record" in log
+    assert f"{results}: line {k + 1}: incomplete last record (100 bytes, no newline); " \
+        "ignored, its run is computed again" in log
     records = ffnn.load_results(out)
     assert len(records) == TOTAL and len({r["key"] for r in records}) == TOTAL
     assert {r["grouped"] for r in records} == {backend == "numba"}

@@ -3,7 +3,7 @@
 import pytest
 
 import ffnn
-from ffnn.results import ResultStore, load_results, non_timing, read_records, run_key
+from ffnn.results import run_key
 from ffnn.runner import DataSpec, StudyOptions, plan_study
 from ffnn.study_specs import (
     BUILTIN_STUDIES,
@@ -135,54 +135,32 @@ def test_bad_study_files_raise_naming_file_and_field(tmp_path, text, message):
     assert str(path) in str(info.value)
 
 
+def test_values_equal_once_converted_are_duplicates(tmp_path):
+    path = _write(tmp_path, 'name = "x"\nparameter = "l2"\nvalues = [0, 0.0, 1e-3]\n')
+    with pytest.raises(StudyError) as info:
+        load_study_file(path)
+    assert str(info.value) == (f"{path}: values[1] = 0.0 duplicates values[0] = 0 "
+                               "(both are l2 = 0.0)")
+    spec = load_study_file(_write(tmp_path, 'name = "x"\nparameter = "l2"\nvalues = [0, 1]\n'))
+    assert spec.values == (0.0, 1.0) and all(isinstance(v, float) for v in spec.values)
+
+
+@pytest.mark.parametrize(("base", "message"), [
+    ('activation = "softplus"', "base.activation: 'softplus' is not one of"),
+    ("hidden_size = 2.5", "base.hidden_size: expected an integer, got 2.5"),
+    ("learning_rate = [1]", "base.learning_rate: expected a number, string or boolean"),
+])
+def test_a_bad_base_field_is_blamed_on_that_field(tmp_path, base, message):
+    path = _write(tmp_path, f'name = "x"\nparameter = "l2"\nvalues = [0.0]\n[base]\n{base}\n')
+    with pytest.raises(StudyError) as info:
+        load_study_file(path)
+    assert str(info.value).startswith(f"{path}: {message}")
+    assert "values[0]" not in str(info.value)
+
+
 def test_missing_study_file(tmp_path):
     with pytest.raises(StudyError, match="file not found"):
         load_study_file(tmp_path / "nope.toml")
-
-
-def _record(key, **extra):
-    return {"key": key, "train_time": 1.0, "history": {"val_loss": [1.0], "seconds": [0.5]},
-            **extra}
-
-
-def test_store_ignores_and_cuts_off_a_truncated_last_record(tmp_path, caplog):
-    path = tmp_path / "results.jsonl"
-    with ResultStore(path) as store:
-        store.append(_record("a"))
-        store.append(_record("b"))
-    whole = path.read_bytes()
-    path.write_bytes(whole + whole.splitlines(keepends=True)[0][:25])  # a record cut short
-    assert [r["key"] for r in read_records(path)] == ["a", "b"]
-    assert "incomplete last record" in caplog.text
-    with ResultStore(path) as store:
-        assert set(store.records) == {"a", "b"} and store.n_bad == 1
-        store.append(_record("c"))
-    assert [r["key"] for r in load_results(tmp_path)] == ["a", "b", "c"]
-    assert path.read_bytes() == whole + path.read_bytes()[len(whole):]
-    assert path.read_bytes().count(b"\n") == 3
-
-
-def test_store_skips_a_malformed_line_in_the_middle(tmp_path):
-    path = tmp_path / "results.jsonl"
-    path.write_bytes(b'{"key": "a"}\n{"key": "b", \n{"no_key": 1}\n{"key": "c"}\n')
-    assert [r["key"] for r in read_records(path)] == ["a", "c"]
-
-
-def test_fresh_store_starts_over_and_a_second_writer_is_refused(tmp_path):
-    path = tmp_path / "results.jsonl"
-    with ResultStore(path) as store:
-        store.append(_record("a"))
-        with pytest.raises(RuntimeError, match="another ffnn-run"):
-            ResultStore(path)
-    with ResultStore(path, fresh=True) as store:
-        assert not store.records
-    assert read_records(path) == []
-
-
-def test_non_timing_drops_times_only():
-    record = _record("a", test_loss=0.5, recorded_at="now", worker={"pid": 1})
-    assert non_timing(record) == {"key": "a", "test_loss": 0.5,
-                                  "history": {"val_loss": [1.0]}}
 
 
 def test_data_spec_loads_with_the_split_seed():
