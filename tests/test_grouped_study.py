@@ -6,9 +6,9 @@ from click.testing import CliRunner
 
 import ffnn
 from ffnn.cli import main
-from ffnn.results import run_key
-from ffnn.runner import StudyOptions, group_reason, make_tasks, plan_study
-from ffnn.study_specs import builtin_study
+from ffnn.studies.plan import GroupReason, StudyOptions, group_reason, make_tasks, plan_study
+from ffnn.studies.specs import builtin_study
+from ffnn.studies.store import run_key
 
 IDENTITY = {"float32": {"fingerprint": "f" * 32, "train_size": 300, "val_size": 100,
                         "test_size": 100, "split_seed": 0}}
@@ -31,7 +31,7 @@ def table(report: str) -> dict[str, list[str]]:
     """The report's table rows by setting: [train time, epochs, test loss, test accuracy]."""
     rows = [line.strip("|").split("|") for line in report.splitlines()
             if line.startswith("| ") and "---" not in line and "Train time" not in line]
-    return {cells[0].strip(): [c.strip() for c in cells[1:]] for cells in rows}
+    return {cells[0].strip(): [cells[i].strip() for i in (1, 4, 5, 6)] for cells in rows}
 
 
 def mean(cell: str) -> float:
@@ -51,7 +51,10 @@ def test_which_studies_are_grouped():
     assert grouped("lr-adam", backend="numpy") == {False}
     assert grouped("lr-adam", group=False) == {False}
     spec = builtin_study("batch-adam")
-    assert "batch_size differs" in group_reason([spec.config(v) for v in spec.values])
+    reason = group_reason([spec.config(v) for v in spec.values])
+    assert (reason.reason, reason.detail) == (GroupReason.FIELD_DIFFERS, "batch_size")
+    assert str(reason) == "batch_size differs between the settings"
+    assert group_reason([spec.config(5)]).reason is GroupReason.SINGLE_SETTING
 
 
 def test_grouped_keys_name_the_group_and_solo_keys_are_unchanged():
@@ -117,32 +120,33 @@ def test_grouped_and_ungrouped_give_the_same_table_within_float32_rounding(group
         assert abs(together["test_accuracy"] - single["test_accuracy"]) <= 0.002 + 1e-12
 
 
-def test_grouped_runs_report_calibrated_train_time_and_no_group_measured(grouped_and_not):
+def test_grouped_runs_report_epochs_times_cost_and_no_group_thread_cpu(grouped_and_not):
     out, (grouped, alone, _) = grouped_and_not
     records = ffnn.load_results(out)
     for r in records:
         if r["grouped"]:
-            assert r["train_time_source"] == "calibrated"
+            assert (r["train_time_kind"], r["train_time_source"]) == ("epochs x cost",
+                                                                        "calibrated")
             assert r["group_size"] == 3 and r["group_wall_time"] > 0
-            per_epoch = r["calibration_epoch_seconds"]
-            assert per_epoch > 0 and r["train_time"] > 0
-            assert r["train_time"] == pytest.approx(r["epochs"] * per_epoch)
-            assert r["history"]["seconds"] == [per_epoch] * r["epochs"]
+            assert r["epoch_cost"] > 0 and r["epoch_cost_spread"] >= 0
+            assert r["train_time"] == pytest.approx(r["epochs"] * r["epoch_cost"])
         else:
-            assert r["train_time_source"] == "measured" and r["train_time"] > 0
-            assert r["group_size"] == 1
-            assert r["group_wall_time"] is None and r["calibration_epoch_seconds"] is None
+            assert (r["train_time_kind"], r["train_time_source"]) == ("thread cpu", "measured")
+            assert r["train_time"] > 0 and r["group_size"] == 1
+            assert r["group_wall_time"] is None and r["epoch_cost_spread"] is None
+            assert r["epoch_cost"] == pytest.approx(r["train_time"] / r["epochs"])
     assert sorted(r["grouped"] for r in records) == [False] * 6 + [True] * 6
-    assert "train time is calibrated" in grouped
-    assert "train time is the measured wall time" in alone
+    assert "| epochs x cost |" in grouped and "thread cpu" not in grouped.split("**Concl")[0]
+    assert "| thread cpu |" in alone
 
 
 def test_no_group_never_reuses_grouped_records_and_back_again_reuses_all(grouped_and_not):
     out, _ = grouped_and_not
     log = (out / "logs" / "widths.log").read_text()
     first, second, third = log.split("study widths done")[:3]
-    assert "trained together (grouped" in first and "6 runs; 0 already recorded" in first
-    assert "trained one by one (measured train times): grouping is off" in second
+    assert "trained together (train time: epochs x" in first
+    assert "6 runs; 0 already recorded" in first
+    assert "trained one by one (train time: thread CPU time): grouping is off" in second
     assert "6 runs; 0 already recorded, 6 to run" in second
     assert "6 records from other flags or data are kept but not used" in second
     assert "6 runs; 6 already recorded, 0 to run" in third
@@ -151,15 +155,16 @@ def test_no_group_never_reuses_grouped_records_and_back_again_reuses_all(grouped
 def test_worker_threads_give_the_same_grouped_records(grouped_and_not, tmp_path):
     """The API's thread executor (measured against worker processes, see docs) computes the same
     records as this process alone: single-threaded groups are bitwise reproducible."""
-    from ffnn.results import canonical_json, non_timing
-    from ffnn.runner import DataSpec, run_studies
-    from ffnn.study_specs import load_study_file
+    from ffnn.studies.plan import DataSpec
+    from ffnn.studies.run import run_studies
+    from ffnn.studies.specs import load_study_file
+    from ffnn.studies.store import canonical_json, non_timing
 
     out, _ = grouped_and_not
     spec = load_study_file(out.parent / "widths.toml")
     options = StudyOptions(repeats=2, max_epochs=3, data=DataSpec(
         train_size=400, val_size=200, test_size=500))
-    run_studies([spec], options, tmp_path, workers=2, executor="threads", console=False)
+    run_studies([spec], options, tmp_path, workers=2, executor="threads", progress=False)
     threads = {r["key"]: r for r in ffnn.load_results(tmp_path)}
     alone = {r["key"]: r for r in ffnn.load_results(out) if r["grouped"]}
     assert set(threads) == set(alone) and len(alone) == 6

@@ -150,7 +150,7 @@ def test_max_epochs_flag_on_a_study_varying_max_epochs_is_an_error(tmp_path):
     ('name = "g"\n[grid]\n', "grid: expected a table"),
     ('name = "g"\n[grid]\nhidden_size = []\n', "grid.hidden_size: expected a non-empty list"),
     ('name = "g"\n[grid]\nnope = [1]\n', "unknown parameter 'nope'"),
-    ('name = "g"\n[grid]\nl2 = [0, 0.0]\n', "grid.l2: duplicates"),
+    ('name = "g"\n[grid]\nl2 = [0, 0.0]\n', r"grid.l2\[1\] = 0.0 duplicates grid.l2\[0\] = 0"),
     ('name = "g"\n[grid]\nhidden_size = [0, 5]\n', r"grid.hidden_size\[0\]"),
     ('name = "g"\nparameter = "l2"\nvalues = [0.1]\n[grid]\nhidden_size = [1]\n', "not both"),
     ('name = "g"\nrepeats = 0\n[grid]\nhidden_size = [1]\n', "repeats: expected an integer"),

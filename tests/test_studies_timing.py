@@ -6,8 +6,8 @@ import pickle
 import pytest
 
 import ffnn
-from ffnn.runner import DataSpec
 from ffnn.studies import timing
+from ffnn.studies.plan import DataSpec
 from ffnn.studies.timing import Cost, TimingKey, TimingSettings, TimingStore, timing_key
 
 BASE = ffnn.TrainConfig(threads=1)

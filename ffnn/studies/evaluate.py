@@ -15,7 +15,7 @@ import numpy as np
 from . import plots
 
 __all__ = ["Evaluation", "PREDICTIONS_FILE", "CONFUSION_FILE", "evaluate_model",
-           "format_evaluation", "write_model_figures"]
+           "evaluate_saved", "format_evaluation", "write_model_figures"]
 
 PREDICTIONS_FILE = "predictions.png"
 CONFUSION_FILE = "confusion.png"
@@ -63,3 +63,25 @@ def format_evaluation(evaluation: Evaluation) -> str:
     for i, row in enumerate(matrix):
         lines.append(f"{i:>9}" + "".join(f"{v:>{width}}" for v in row))
     return "\n".join(lines)
+
+
+def evaluate_saved(path, data=None, test_size=None, split_seed=0, figures=None
+                   ) -> tuple[Evaluation, list[Path]]:
+    """Load the model file ``path`` and evaluate it on the test split of ``load_mnist(data,
+    test_size=..., seed=split_seed)`` (the split training used with the same arguments: the
+    test images do not depend on the other sizes); with ``figures``, write the two figures
+    there. Bad model files raise the ``ValueError`` of ``ffnn.load_model``."""
+    from ..data import load_mnist
+    from ..model import load_model
+
+    model = load_model(path)
+    splits = load_mnist(data, train_size=0, val_size=0, test_size=test_size, seed=split_seed,
+                        dtype=str(model.dtype), n_classes=model.n_classes)
+    evaluation = evaluate_model(model, splits.X_test, splits.y_test)
+    paths = []
+    if figures is not None:
+        config = model.config
+        title = f"{Path(path).name}: hidden {model.hidden_size}, {model.activation}" + (
+            f", {config.optimizer} lr {config.learning_rate:g}" if config else "")
+        paths = write_model_figures(figures, evaluation, splits.X_test, splits.y_test, title)
+    return evaluation, paths

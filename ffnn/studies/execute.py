@@ -33,7 +33,7 @@ from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from typing import Any
 
 from .plan import DataSpec, Task
-from .records import RECORD_FORMAT, make_record
+from .records import make_record
 from .timing import Cost, TimingKey, TimingSettings, measure_costs
 
 __all__ = ["InlineExecutor", "open_executor", "prepare_worker", "release_worker",
@@ -102,7 +102,7 @@ def train_task(task: Task, fingerprints: dict[str, str], costs: dict[str, dict])
     for run, result in zip(task, results, strict=True):
         cost = costs.get(run.timing.id)
         record = make_record(run, result, _splits(data, run.config.dtype),
-                             None if cost is None else Cost.from_dict(cost), RECORD_FORMAT)
+                             None if cost is None else Cost.from_dict(cost))
         out.append((record, result.model))
     return out
 

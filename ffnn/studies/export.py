@@ -21,7 +21,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from .files import write_text_atomic
+from ..safe_io import write_atomic
 from .table import QUANTITIES, Row, run_row
 
 __all__ = ["RUNS_FILE", "RUN_COLUMNS", "TABLE_FILE", "as_frame", "flat_records", "read_csv_rows",
@@ -51,7 +51,7 @@ def _write_csv_atomic(path: Path, columns: Sequence[str], rows: Sequence[dict]) 
     writer.writerow(columns)
     for row in rows:
         writer.writerow([_cell(row[c]) for c in columns])
-    return write_text_atomic(path, buffer.getvalue())
+    return write_atomic(path, buffer.getvalue())
 
 
 def write_runs_csv(path, rows: Sequence[Row]) -> Path:

@@ -21,9 +21,9 @@ from typing import Any
 
 from ..config import TrainConfig
 from ..grouped import GROUP_FIELDS
-from ..results import run_key
 from .specs import StudyError, StudySpec
-from .timing import TimingKey, timing_key
+from .store import run_key
+from .timing import TimingKey, key_from_sizes
 
 __all__ = ["DataSpec", "GroupReason", "Run", "StudyOptions", "Ungrouped", "data_identity",
            "group_reason", "make_tasks", "plan_study", "resolve_options"]
@@ -46,11 +46,17 @@ class DataSpec:
                           test_size=self.test_size, seed=self.split_seed, dtype=dtype)
 
 
+# What of the data enters a run's key (``data_identity``).
+KEY_FIELDS = ("fingerprint", "train_size", "val_size", "test_size", "split_seed")
+
+
 def data_identity(splits, spec: DataSpec) -> dict:
-    """What enters the key: the fingerprint, the actual split sizes and the split seed."""
+    """What enters the key: the fingerprint, the actual split sizes and the split seed; and
+    (``n_features``, ``n_classes``) what the timing key needs besides."""
     return {"fingerprint": splits.fingerprint(), "train_size": len(splits.y_train),
             "val_size": len(splits.y_val), "test_size": len(splits.y_test),
-            "split_seed": spec.split_seed}
+            "split_seed": spec.split_seed, "n_features": splits.n_features,
+            "n_classes": splits.n_classes}
 
 
 @dataclass(frozen=True)
@@ -173,14 +179,14 @@ def group_reason(configs: Sequence[TrainConfig], group: bool = True) -> Ungroupe
     return None
 
 
-def plan_study(spec: StudySpec, options: StudyOptions, loaded: dict) -> list[Run]:
+def plan_study(spec: StudySpec, options: StudyOptions, identities: dict) -> list[Run]:
     """Every run of ``spec``, repeat-major (all settings of repeat 0, then of repeat 1, ...).
 
-    ``loaded`` maps a dtype to the ``Splits`` of ``options.data``. The runs of a repeat are
-    grouped (each ``Run.grouped``, keys naming the group's members) when ``group_reason``
-    allows it.
+    ``identities`` maps a dtype to the ``data_identity`` of ``options.data``. The runs of a
+    repeat are grouped (each ``Run.grouped``, keys naming the group's members) when
+    ``group_reason`` allows it.
     """
-    identities = {dtype: data_identity(s, options.data) for dtype, s in loaded.items()}
+    keys = {dtype: {k: identity[k] for k in KEY_FIELDS} for dtype, identity in identities.items()}
     settings = spec.settings()
     runs = []
     for r in range(options.repeats):
@@ -189,14 +195,18 @@ def plan_study(spec: StudySpec, options: StudyOptions, loaded: dict) -> list[Run
         if options.max_epochs is not None:
             extra["max_epochs"] = options.max_epochs
         configs = [spec.config(s.values, **extra) for s in settings]
-        solo = [run_key(c.to_dict(), identities[c.dtype]) for c in configs]
+        solo = [run_key(c.to_dict(), keys[c.dtype]) for c in configs]
         grouped = group_reason(configs, options.group) is None
         for setting, config, key in zip(settings, configs, solo, strict=True):
             if grouped:
-                key = run_key(config.to_dict(), identities[config.dtype], group=solo)
+                key = run_key(config.to_dict(), keys[config.dtype], group=solo)
+            identity = identities[config.dtype]
+            timing = key_from_sizes(config, n_train=identity["train_size"],
+                                    n_val=identity["val_size"],
+                                    n_features=identity.get("n_features"),
+                                    n_classes=identity.get("n_classes"))
             runs.append(Run(spec.name, spec.parameter, setting.label, setting.values, r,
-                            config, key, timing_key(config, loaded[config.dtype]),
-                            options.data, grouped))
+                            config, key, timing, options.data, grouped))
     return runs
 
 

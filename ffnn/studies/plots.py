@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import write_atomic
+from ..safe_io import replacing
 from .table import Row
 
 __all__ = [
@@ -39,7 +39,9 @@ _DPI = 100
 
 def save_figure(fig, path) -> Path:
     """Write ``fig`` as a PNG to ``path``, atomically."""
-    return write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=_DPI, format="png"))
+    with replacing(path) as tmp:
+        fig.savefig(tmp, dpi=_DPI, format="png")
+    return Path(path)
 
 
 def _figure(size):
@@ -87,13 +89,14 @@ def curves_figure(path, curves: Sequence[tuple[str, Sequence[dict]]], label: str
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabel)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        if log:
+        if log and any(np.any(np.asarray(line.get_ydata()) > 0) for line in ax.get_lines()):
             ax.set_yscale("log")
             ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
             ax.yaxis.set_major_formatter(plain)
             ax.yaxis.set_minor_formatter(NullFormatter())
         ax.grid(alpha=0.3)
-    axes[0].legend(title=label, fontsize="small")
+    if axes[0].get_legend_handles_labels()[0]:
+        axes[0].legend(title=label, fontsize="small")
     fig.suptitle(f"{title}\nmean over repeats per epoch (a run that stopped early leaves the "
                  "mean; diverged runs not shown)", fontsize="medium")
     return save_figure(fig, path)
@@ -204,7 +207,8 @@ def summary_figure(path, studies: Sequence[tuple[str, Sequence[Row]]]) -> Path:
     ax.set_xlabel("train time (s, log scale)")
     ax.set_ylabel("test accuracy (%)")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize="small", ncols=2)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize="small", ncols=2)
     fig.suptitle("every study's settings: mean test accuracy against mean train time",
                  fontsize="medium")
     return save_figure(fig, path)
@@ -331,7 +335,7 @@ def heatmap_data(rows: Sequence[Row], x: str, y: str) -> tuple[list, list, np.nd
 
 def heatmap_figure(path, rows: Sequence[Row], x: str, y: str, title: str) -> Path:
     """Mean test accuracy over the grid of parameters ``x`` (columns) and ``y`` (rows)."""
-    from .. import study_specs
+    from .specs import format_value
 
     xs, ys, grid = heatmap_data(rows, x, y)
     fig = _figure((1.2 * len(xs) + 3, 0.8 * len(ys) + 2.5))
@@ -345,8 +349,8 @@ def heatmap_figure(path, rows: Sequence[Row], x: str, y: str, title: str) -> Pat
             if math.isfinite(grid[i, j]):
                 ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", fontsize="small",
                         color="black" if grid[i, j] > middle else "white")
-    ax.set_xticks(range(len(xs)), [study_specs.format_value(v) for v in xs])
-    ax.set_yticks(range(len(ys)), [study_specs.format_value(v) for v in ys])
+    ax.set_xticks(range(len(xs)), [format_value(v) for v in xs])
+    ax.set_yticks(range(len(ys)), [format_value(v) for v in ys])
     ax.set_xlabel(x)
     ax.set_ylabel(y)
     fig.suptitle(f"{title}\nmean test accuracy over repeats", fontsize="medium")

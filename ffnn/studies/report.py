@@ -20,6 +20,7 @@ import logging
 import math
 from pathlib import Path
 
+from ..safe_io import naming, write_atomic
 from . import export, plots
 from .specs import StudySpec, format_value
 from .table import TIME_KINDS, Row, build_rows, verdict
@@ -48,7 +49,8 @@ _TITLE_FIELDS = (
 def read_plan(path: Path) -> dict:
     """``plan.json``; ``ValueError``/``FileNotFoundError`` naming the file."""
     try:
-        plan = json.loads(path.read_bytes())
+        with naming(path):
+            plan = json.loads(path.read_bytes())
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: not a study directory (no plan)") from None
     except (ValueError, RecursionError) as e:
@@ -281,8 +283,6 @@ _CAPTIONS = {"curves.png": "Loss and validation accuracy per epoch",
 
 def write_study_report(directory, records=None) -> str:
     """Write one study's report, CSVs and figures (module docstring); return the markdown."""
-    from .files import write_text_atomic
-
     directory = Path(directory)
     spec, plan, rows = load_study(directory, records)
     options = plan["options"]
@@ -297,9 +297,9 @@ def write_study_report(directory, records=None) -> str:
     planned = sum(row.n_planned for row in rows)
     varies = "; ".join(f"**{p}** over {', '.join(format_value(v) for v in values)}"
                        for p, values in spec.grid)
+    figures = _figures(directory, spec, plan, rows, title) if done else []
     export.write_runs_csv(directory / export.RUNS_FILE, rows)
     export.write_table_csv(directory / export.TABLE_FILE, rows, spec.parameters)
-    figures = _figures(directory, spec, plan, rows, title) if done else []
     parts = [
         f"# Study {spec.name}", "",
         *([spec.description, ""] if spec.description else []),
@@ -317,7 +317,7 @@ def write_study_report(directory, records=None) -> str:
         *[f"![{_CAPTIONS[name]}]({name})\n" for name in figures],
     ]
     text = "\n".join(parts)
-    write_text_atomic(directory / REPORT_FILE, text)
+    write_atomic(directory / REPORT_FILE, text)
     return text
 
 
@@ -350,8 +350,6 @@ def _overview_line(name: str, spec: StudySpec, rows: list[Row]) -> str:
 def write_summary(out, records: dict[str, list[dict]] | None = None) -> Path:
     """``<out>/summary.md`` and ``summary.png`` over every study under ``out``, whichever
     invocation ran it (``records``: checked records by study name, where the caller has them)."""
-    from .files import write_text_atomic
-
     out = Path(out)
     studies = []
     for directory in find_study_dirs(out):
@@ -372,7 +370,7 @@ def write_summary(out, records: dict[str, list[dict]] | None = None) -> Path:
                   f"[trade-off]({name}/tradeoff.png); data: [runs.csv]({name}/runs.csv); "
                   f"log: [logs/{name}.log](logs/{name}.log).", ""]
     plots.summary_figure(out / SUMMARY_FIGURE, [(name, rows) for name, _, rows in studies])
-    return write_text_atomic(out / SUMMARY_FILE, "\n".join(parts))
+    return write_atomic(out / SUMMARY_FILE, "\n".join(parts))
 
 
 def rebuild_reports(directory) -> tuple[list[str], Path | None]:

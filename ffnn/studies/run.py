@@ -25,8 +25,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..safe_io import naming, replacing, write_atomic
 from . import execute, report
-from .files import write_atomic, write_json_atomic
 from .plan import (
     DataSpec,
     Run,
@@ -37,6 +37,7 @@ from .plan import (
     plan_study,
     resolve_options,
 )
+from .records import RecordError
 from .specs import StudyError, StudySpec, builtin_study, load_study_file
 from .store import RESULTS_FILE, ResultStore
 from .timing import Cost, TimingKey, TimingSettings, TimingStore
@@ -87,7 +88,7 @@ def run_studies(specs: Sequence[StudySpec], options: StudyOptions | None = None,
     ``scheduler``: a Dask scheduler address instead. ``retime``: measure every needed
     per-epoch cost again. ``progress=None``: a progress bar only when stderr is a terminal.
     """
-    from .dask import check_address, connect
+    from .dask import connect
     from .lock import RunLock
 
     out = Path(out)
@@ -95,28 +96,28 @@ def run_studies(specs: Sequence[StudySpec], options: StudyOptions | None = None,
     timing = TimingSettings() if timing is None else timing
     resolved = [(spec, *resolve_options(spec, given or {}, options)) for spec in specs]
     check_options(resolved, scheduler)
-    if scheduler is not None:
-        check_address(scheduler)
     client = connect(scheduler, scheduler_timeout) if scheduler is not None else None
+    kind = "dask" if client else "inline" if workers <= 1 and executor != "threads" else executor
     try:
-        kind = "dask" if client else "inline" if workers <= 1 and executor != "threads" \
-            else executor
+        loaded = _load_data(resolved)
         with RunLock(out), _log_files(out, [spec.name for spec in specs]) as loggers:
-            loaded = _load_data(resolved)
-            outcomes = [_open_study(out, spec, opts, sources, loaded, loggers[spec.name], fresh)
-                        for spec, opts, sources in resolved]
+            outcomes = []
             try:
+                for spec, opts, sources in resolved:
+                    outcomes.append(_open_study(out, spec, opts, sources, loaded,
+                                                loggers[spec.name], fresh))
                 _compute(outcomes, loaded, kind, workers, client, retime, save_models,
                          progress, timing, on_report, out)
-                report.write_summary(out)
+                report.write_summary(out, {o.spec.name: list(o.store.records.values())
+                                           for o in outcomes})
+            except KeyboardInterrupt:
+                for logger in loggers.values():  # the log files; the console is the caller's
+                    logger.warning("interrupted: every finished run is recorded")
+                raise
             finally:
                 for outcome in outcomes:
                     outcome.store.close()
         return outcomes
-    except KeyboardInterrupt:
-        for spec in specs:  # the log files; the console is the caller's
-            log.getChild(spec.name).info("interrupted: every finished run is recorded")
-        raise
     finally:
         execute.release_worker()
         if client is not None:
@@ -124,17 +125,40 @@ def run_studies(specs: Sequence[StudySpec], options: StudyOptions | None = None,
 
 
 def check_options(resolved, scheduler) -> None:
-    """Refuse, before anything is loaded or written, what would fail run by run."""
+    """Refuse, before anything is loaded or written, what would fail run by run: a malformed
+    scheduler address, several threads per run on Dask, early stopping without validation
+    images, an invalid setting (``ValueError`` naming the option)."""
+    if scheduler is not None:
+        from .dask import check_address
+
+        check_address(scheduler)
     for spec, options, _ in resolved:
         if scheduler is not None and options.threads > 1:
             raise ValueError(f"threads: {options.threads} threads per run cannot go to Dask "
-                             "workers; use threads=1")
+                             "workers (numba's parallel regions in several worker threads); "
+                             "use threads=1")
         if options.data.val_size == 0 and any(
                 spec.config(s).early_stopping for s in spec.settings()):
             raise ValueError(f"val_size: 0 validation images, but study {spec.name} stops "
-                             "early on the validation loss; give a positive --val-size")
+                             "early on the validation loss; give a positive val_size "
+                             "(--val-size) or a study without early stopping")
         for setting in spec.settings():  # every setting is a valid config
             spec.config(setting, backend=options.backend)
+
+
+class _LogFileHandler(logging.FileHandler):
+    """A study's log file; a write that fails (full disk) is said once, in one line naming the
+    file, instead of a traceback per message (the records, not the log, are what counts)."""
+
+    failed = False
+
+    def handleError(self, record):
+        if not self.failed:
+            self.failed = True
+            error = sys.exc_info()[1]
+            sys.stderr.write(f"ffnn-run: cannot write the log {self.baseFilename} "
+                             f"({getattr(error, 'strerror', None) or error}); going on "
+                             "without it\n")
 
 
 class _log_files:
@@ -145,10 +169,11 @@ class _log_files:
         self.out, self.names, self.handlers = out, names, []
 
     def __enter__(self) -> dict[str, logging.Logger]:
-        (self.out / LOG_DIR).mkdir(parents=True, exist_ok=True)
+        with naming(self.out / LOG_DIR):
+            (self.out / LOG_DIR).mkdir(parents=True, exist_ok=True)
         loggers = {}
         for name in self.names:
-            handler = logging.FileHandler(self.out / LOG_DIR / f"{name}.log", encoding="utf-8")
+            handler = _LogFileHandler(self.out / LOG_DIR / f"{name}.log", encoding="utf-8")
             handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
             logger = log.getChild(name)
             logger.setLevel(logging.INFO)
@@ -176,19 +201,21 @@ def _load_data(resolved) -> dict[tuple[DataSpec, str], object]:
 def _open_study(out: Path, spec, options, sources, loaded, logger, fresh) -> StudyOutcome:
     """Plan one study, write its ``plan.json``, open its store; what is left to compute."""
     directory = out / spec.name
-    directory.mkdir(parents=True, exist_ok=True)
-    if fresh:
-        for stale in (report.REPORT_FILE, report.PLAN_FILE, *report.FIGURES.values()):
-            (directory / stale).unlink(missing_ok=True)
+    with naming(directory):
+        directory.mkdir(parents=True, exist_ok=True)
+        if fresh:
+            for stale in (report.REPORT_FILE, report.PLAN_FILE, *report.FIGURES.values()):
+                (directory / stale).unlink(missing_ok=True)
     store = ResultStore(directory / RESULTS_FILE, fresh=fresh)
-    mine = {dtype: s for (data, dtype), s in loaded.items() if data == options.data}
-    runs = plan_study(spec, options, mine)
-    write_json_atomic(directory / report.PLAN_FILE, {
+    identities = {dtype: data_identity(s, options.data)
+                  for (data, dtype), s in loaded.items() if data == options.data}
+    runs = plan_study(spec, options, identities)
+    write_atomic(directory / report.PLAN_FILE, json.dumps({
         "study": spec.to_dict(), "options": options.to_dict(), "sources": sources,
-        "data": {dtype: data_identity(s, options.data) for dtype, s in mine.items()},
+        "data": identities,
         "runs": [{"key": r.key, "setting": r.setting, "values": r.values, "value": r.value,
                   "repeat": r.repeat, "grouped": r.grouped, "timing_key": r.timing.id}
-                 for r in runs]})
+                 for r in runs]}, indent=1))
     todo = [r for r in runs if r.key not in store]
     outcome = StudyOutcome(spec, directory, options, sources, runs, todo, store, logger)
     logger.info("study %s: %d settings x %d repeats = %d runs; %d already recorded, %d to run",
@@ -198,8 +225,13 @@ def _open_study(out: Path, spec, options, sources, loaded, logger, fresh) -> Stu
     logger.info("the settings of each repeat are %s", "trained together (train time: epochs "
                 "x the measured per-epoch cost)" if reason is None else
                 f"trained one by one (train time: thread CPU time): {reason}")
-    for problem in getattr(store, "problems", ()):
-        logger.warning("ignored a line that is not a record: %s", problem)
+    planned = {r.key for r in runs}
+    others = sum(1 for key in store.records if key not in planned)
+    if others:
+        logger.info("%s: %d records from other flags or data are kept but not used",
+                    store.path, others)
+    for problem in store.problems:
+        logger.warning("%s; ignored, its run is computed again", problem)
     return outcome
 
 
@@ -303,10 +335,10 @@ def _record(outcome: StudyOutcome, task, result, save_models: bool) -> None:
                 models = outcome.directory / report.MODELS_DIR
                 models.mkdir(exist_ok=True)
                 for record, model in result:
-                    write_atomic(models / f"{record['key']}.npz",
-                                 lambda tmp, model=model: model.save(tmp, compressed=True))
+                    with replacing(models / f"{record['key']}.npz") as tmp:
+                        model.save(tmp, compressed=True)
             outcome.store.extend([record for record, _ in result])
-        except (ValueError, OSError) as e:
+        except RecordError as e:  # a disk error (OSError) stops the study: nothing is lost
             result = e
     if isinstance(result, BaseException):
         outcome.failed += len(task)

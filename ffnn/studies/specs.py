@@ -35,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import re
+import reprlib
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +46,7 @@ from ..config import TrainConfig
 __all__ = [
     "BUILTIN_STUDIES", "RECIPE_FIELDS", "RUNNER_FIELDS", "STUDY_DEFAULTS", "Setting",
     "StudyError", "StudySpec", "builtin_study", "example_path", "format_value",
-    "load_study_file", "resolve_studies",
+    "load_study_file", "parse_study", "resolve_studies", "study_from_mapping",
 ]
 
 # The defaults every study starts from (they override TrainConfig's where they differ).
@@ -75,6 +76,10 @@ _CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
 _FLOAT_FIELDS = {f.name: f.type in (float, "float") for f in dataclasses.fields(TrainConfig)}
 _TOML_KEYS = ("name", "description", "parameter", "values", "grid", "label", "base",
               *RECIPE_FIELDS)
+_SCALARS = (bool, int, float, str)
+_REPR = reprlib.Repr()  # user values in messages: short, and never too deep to print
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 2, 60, 60
+_show = _REPR.repr
 
 
 class StudyError(ValueError):
@@ -283,17 +288,26 @@ def load_study_file(path) -> StudySpec:
     """Read and validate a TOML study file; ``StudyError`` names the file and the field."""
     path = Path(path)
     try:
-        with open(path, "rb") as f:
-            doc = tomllib.load(f)
+        data = path.read_bytes()
     except FileNotFoundError:
         raise StudyError(f"{path}: file not found") from None
     except OSError as e:
         raise StudyError(f"{path}: cannot read ({e.strerror or e})") from None
-    except tomllib.TOMLDecodeError as e:
-        raise StudyError(f"{path}: not valid TOML: {e}") from None
+    return parse_study(data, str(path))
+
+
+def parse_study(data: bytes, source: str) -> StudySpec:
+    """Validate the bytes of a TOML study file (``source``: its name in messages)."""
+    try:
+        doc = tomllib.loads(data.decode("utf-8"))
     except UnicodeDecodeError as e:
-        raise StudyError(f"{path}: not UTF-8 text ({e.reason})") from None
-    return study_from_mapping(doc, str(path))
+        raise StudyError(f"{source}: not UTF-8 text ({e.reason})") from None
+    except tomllib.TOMLDecodeError as e:
+        raise StudyError(f"{source}: not valid TOML: {e}") from None
+    except RecursionError:
+        raise StudyError(f"{source}: not valid TOML: arrays or tables nested too deeply") \
+            from None
+    return study_from_mapping(doc, source)
 
 
 def study_from_mapping(doc: dict, source: str) -> StudySpec:
@@ -308,24 +322,19 @@ def study_from_mapping(doc: dict, source: str) -> StudySpec:
         fail("missing required key 'name'")
     name = doc["name"]
     if not isinstance(name, str) or not _NAME.match(name):
-        fail(f"name: {name!r} must be a non-empty string of letters, digits, '-', '_', '.'")
+        fail(f"name: {_show(name)} must be a non-empty string of letters, digits, '-', '_', '.'")
     if name in BUILTIN_STUDIES or name == "all":
         fail(f"name: {name!r} is a built-in study name; choose another")
     for key in ("description", "label"):
         if not isinstance(doc.get(key, ""), str):
-            fail(f"{key}: expected a string, got {doc[key]!r}")
+            fail(f"{key}: expected a string, got {_show(doc[key])}")
     grid = _grid(doc, fail)
     base = _base(doc, [p for p, _ in grid], fail)
     recipe = _recipe(doc, [p for p, _ in grid], Path(source).parent, fail)
     spec = StudySpec(name=name, description=doc.get("description", ""), grid=grid,
                      base=base, label=doc.get("label", ""), source=source, recipe=recipe)
+    _check_base(base, grid, fail)
     first = {p: v[0] for p, v in grid}
-    try:
-        spec.config(first)
-    except (ValueError, TypeError) as e:
-        culprit = str(e).split(":")[0]
-        if culprit not in first:  # a fixed field is wrong, whatever the settings
-            fail(f"base.{culprit}: {e}" if culprit in base else f"base: {e}")
     for parameter, values in grid:
         for i, value in enumerate(values):
             try:
@@ -333,6 +342,19 @@ def study_from_mapping(doc: dict, source: str) -> StudySpec:
             except (ValueError, TypeError) as e:
                 fail(f"{_where(doc, parameter)}[{i}] = {value!r}: {e}")
     return spec
+
+
+def _check_base(base: dict, grid, fail) -> None:
+    """Blame a bad ``base`` field on ``base.<field>``: check the study defaults and ``base``
+    alone, the varied parameters left at ``TrainConfig``'s defaults."""
+    varied = {p for p, _ in grid}
+    fields = {k: _as_field_type(k, v) for k, v in {**STUDY_DEFAULTS, **base}.items()
+              if k not in varied}
+    try:
+        TrainConfig(**fields)
+    except (ValueError, TypeError) as e:
+        name = str(e).partition(":")[0]
+        fail(f"base.{name}: {str(e).partition(':')[2].strip()}" if name in base else str(e))
 
 
 def _where(doc, parameter) -> str:
@@ -357,16 +379,20 @@ def _grid(doc: dict, fail) -> tuple[tuple[str, tuple], ...]:
     for parameter, values in pairs:
         where = f"grid.{parameter}" if "grid" in doc else "values"
         if not isinstance(parameter, str) or parameter not in variable:
-            fail(f"{'grid' if 'grid' in doc else 'parameter'}: unknown parameter {parameter!r}; "
-                 f"expected one of {', '.join(variable)}")
+            fail(f"{'grid' if 'grid' in doc else 'parameter'}: unknown parameter "
+                 f"{_show(parameter)}; expected one of {', '.join(variable)}")
         if not isinstance(values, list) or not values:
             fail(f"{where}: expected a non-empty list")
         for i, value in enumerate(values):
-            if isinstance(value, dict | list):
-                fail(f"{where}[{i}]: expected a number, string or boolean, got {value!r}")
+            if not isinstance(value, _SCALARS):
+                fail(f"{where}[{i}]: expected a number, string or boolean, got {_show(value)}")
         converted = [_as_field_type(parameter, v) for v in values]
-        if len({(type(v), v) for v in converted}) != len(values):
-            fail(f"{where}: duplicates in {values!r}")
+        first: dict = {}
+        for i, value in enumerate(converted):
+            j = first.setdefault((type(value), value), i)
+            if j != i:
+                fail(f"{where}[{i}] = {values[i]!r} duplicates {where}[{j}] = {values[j]!r} "
+                     f"(both are {parameter} = {value!r})")
         grid.append((parameter, tuple(converted)))
     return tuple(grid)
 
@@ -382,8 +408,10 @@ def _base(doc: dict, parameters, fail) -> dict:
                  "threads=1); remove it")
         if key not in _CONFIG_FIELDS:
             fail(f"base.{key}: unknown TrainConfig field; expected one of {', '.join(variable)}")
+        if not isinstance(base[key], _SCALARS):
+            fail(f"base.{key}: expected a number, string or boolean, got {_show(base[key])}")
         if key in parameters:
-            fail(f"base.{key}: is a varied parameter; give its values in one place only")
+            fail(f"base.{key}: is the varied parameter; give its values in one place only")
     return dict(base)
 
 

@@ -36,6 +36,7 @@ TIME_KINDS = {
     "calibrated": "epochs x a short solo calibration (recorded before honest timing)",
     "group share": "an equal share of its group's wall time (recorded before honest timing)",
 }
+NEW_TIME_KINDS = ("epochs x cost", "thread cpu", "process cpu")  # what records of format 4 say
 _OLD_KINDS = {"measured": "wall", "calibrated": "calibrated", "group-share": "group share"}
 
 # The table's quantities, in column order: (field, finite runs only).

@@ -52,7 +52,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .files import write_json_atomic
+from ..safe_io import write_atomic
 
 __all__ = [
     "TIMING_FILE", "Cost", "TimingKey", "TimingSettings", "TimingStore", "machine_fingerprint",
@@ -77,8 +77,8 @@ class TimingKey:
     l2_nonzero: bool
     n_train: int
     n_val: int
-    n_features: int
-    n_classes: int
+    n_features: int | None
+    n_classes: int | None
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -98,13 +98,19 @@ class TimingKey:
 
 def timing_key(config, splits) -> TimingKey:
     """The timing key of ``config`` (a ``TrainConfig``) trained on ``splits``."""
+    return key_from_sizes(config, n_train=len(splits.y_train), n_val=len(splits.y_val),
+                          n_features=splits.n_features, n_classes=splits.n_classes)
+
+
+def key_from_sizes(config, *, n_train: int, n_val: int, n_features: int | None,
+                   n_classes: int | None) -> TimingKey:
+    """The timing key of ``config`` on data of these sizes."""
     hidden = getattr(config, "hidden_sizes", None) or (config.hidden_size,)
     return TimingKey(
         hidden_sizes=tuple(int(h) for h in hidden), activation=config.activation,
         optimizer=config.optimizer, batch_size=config.batch_size, dtype=config.dtype,
         backend=config.backend, threads=config.threads, l2_nonzero=config.l2 != 0,
-        n_train=len(splits.y_train), n_val=len(splits.y_val), n_features=splits.n_features,
-        n_classes=splits.n_classes)
+        n_train=n_train, n_val=n_val, n_features=n_features, n_classes=n_classes)
 
 
 @dataclass(frozen=True)
@@ -299,5 +305,6 @@ class TimingStore:
             self._entries[(key.id, self._machine_id)] = {
                 "key": key.to_dict(), "machine": self.machine, "cost": cost.to_dict()}
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(self.path, {"format": TIMING_FORMAT,
-                                      "entries": list(self._entries.values())})
+        write_atomic(self.path, json.dumps({"format": TIMING_FORMAT,
+                                            "entries": list(self._entries.values())},
+                                           indent=1, allow_nan=False))
