@@ -14,7 +14,7 @@ from ffnn.studies.plan import StudyOptions, plan_study
 from ffnn.studies.records import FIELDS, RecordError, check_record, encode_record, parse_record_line
 from ffnn.studies.report import table_markdown
 from ffnn.studies.specs import StudyError, StudySpec, parse_study, study_from_mapping
-from ffnn.studies.store import _scan
+from ffnn.studies.store import scan_records
 from ffnn.studies.table import build_rows
 
 # The autouse scratch-directory fixture is function-scoped; no example depends on it.
@@ -27,7 +27,7 @@ GOOD = ('name = "mine"\nparameter = "learning_rate"\nvalues = [0.1, 1, 1e-3]\nla
 FIELD_NAMES = ["name", "parameter", "values", "label", "description", "base", "learning_rate",
                "hidden_size", "optimizer", "activation", "l2", "early_stopping", "batch_size",
                "seed", "momentum", "dtype", "patience", "max_epochs", "width"]
-SCALARS = (st.none() | st.booleans() | st.integers(-10**20, 10**20)
+SCALARS = (st.none() | st.booleans() | st.integers() | st.just(10**400)
            | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=12)
            | st.sampled_from(["adam", "gd", "relu", "float32", "l2", "hidden_size", "x"]))
 NEAR = st.sampled_from([0, 1, -1, 0.5, 1.5, 1e300, True, "x", "", [], {}, "a" * 64])
@@ -58,6 +58,7 @@ def parse_or_refuse(data: bytes) -> None:
 @given(st.binary(max_size=200) | st.text(max_size=200).map(str.encode))
 @example(b"a=" + b"[" * 3000)  # tomllib recursed too deeply
 @example(b"\xff")
+@example(b"a = " + b"9" * 5000)  # tomllib: a bare ValueError (int of more than 4300 digits)
 def test_random_bytes_give_a_study_error_or_a_study(data):
     parse_or_refuse(data)
 
@@ -114,6 +115,8 @@ def study_table(draw) -> dict:
 @settings(max_examples=400, **SETTINGS)
 @given(study_table())
 @example({"name": "mine", "parameter": "l2", "values": [0, 0.0]})
+@example({"name": "mine", "parameter": "l2", "values": [10**400]})  # OverflowError converting
+@example({"name": "mine", "parameter": "l2", "values": [0.0], "base": {"eps": 10**400}})
 @example({"name": "mine", "parameter": "l2", "values": [0.0, -0.0]})
 @example({"name": "mine", "parameter": "hidden_size", "values": [1, 1.0]})
 @example({"name": "mine", "parameter": "l2", "values": [0.0], "base": {"hidden_size": [[[1]]]}})
@@ -182,6 +185,7 @@ def mutated_record(draw) -> dict:
 @example(valid_record(diverged=True, test_loss=None, test_accuracy=None))
 @example(valid_record(format=1, grouped="yes"))
 @example(valid_record(train_time=1e400))  # json.dumps writes Infinity
+@example(valid_record(config={"learning_rate": 10**400}))  # OverflowError in TrainConfig
 def test_mutated_records_are_records_or_refused_with_a_reason(record):
     accepted_or_refused(json.dumps(record).encode())
 
@@ -194,7 +198,7 @@ def test_a_truncated_or_garbled_line_is_refused_and_the_records_around_it_stay(c
     lines = [encode_record(valid_record(key)) for key in "abc"]
     middle = lines[1][:min(cut, len(lines[1]) - 2)] + junk
     data = lines[0] + middle + b"\n" + lines[2]
-    records, end, bad = _scan("results.jsonl", data)  # never raises
+    records, end, bad = scan_records("results.jsonl", data)  # never raises
     assert end == len(data)
     assert [r["key"][0] for r in records] in (["a", "c"], ["a", "b", "c"])
     assert len(records) + len(bad) == (3 if middle.strip() else 2)

@@ -274,7 +274,7 @@ def _check_config(name, value):
     _check_dict(name, value)
     try:
         return TrainConfig.from_dict(value).to_dict()
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, ArithmeticError) as e:  # ArithmeticError: a huge integer
         raise RecordError(f"{name}: {e}") from None
 
 

@@ -203,7 +203,10 @@ class StudySpec:
 def _as_field_type(name, value):
     """TOML's ``1`` for a float field becomes ``1.0``, so equal configs hash equally."""
     if _FLOAT_FIELDS.get(name) and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            raise ValueError(f"{name}: {_show(value)} is too large for a float") from None
     return value
 
 
@@ -302,7 +305,7 @@ def parse_study(data: bytes, source: str) -> StudySpec:
         doc = tomllib.loads(data.decode("utf-8"))
     except UnicodeDecodeError as e:
         raise StudyError(f"{source}: not UTF-8 text ({e.reason})") from None
-    except tomllib.TOMLDecodeError as e:
+    except ValueError as e:  # TOMLDecodeError, or an integer of more than 4300 digits
         raise StudyError(f"{source}: not valid TOML: {e}") from None
     except RecursionError:
         raise StudyError(f"{source}: not valid TOML: arrays or tables nested too deeply") \
@@ -348,10 +351,9 @@ def _check_base(base: dict, grid, fail) -> None:
     """Blame a bad ``base`` field on ``base.<field>``: check the study defaults and ``base``
     alone, the varied parameters left at ``TrainConfig``'s defaults."""
     varied = {p for p, _ in grid}
-    fields = {k: _as_field_type(k, v) for k, v in {**STUDY_DEFAULTS, **base}.items()
-              if k not in varied}
     try:
-        TrainConfig(**fields)
+        TrainConfig(**{k: _as_field_type(k, v) for k, v in {**STUDY_DEFAULTS, **base}.items()
+                       if k not in varied})
     except (ValueError, TypeError) as e:
         name = str(e).partition(":")[0]
         fail(f"base.{name}: {str(e).partition(':')[2].strip()}" if name in base else str(e))
@@ -386,7 +388,12 @@ def _grid(doc: dict, fail) -> tuple[tuple[str, tuple], ...]:
         for i, value in enumerate(values):
             if not isinstance(value, _SCALARS):
                 fail(f"{where}[{i}]: expected a number, string or boolean, got {_show(value)}")
-        converted = [_as_field_type(parameter, v) for v in values]
+        converted = []
+        for i, value in enumerate(values):
+            try:
+                converted.append(_as_field_type(parameter, value))
+            except ValueError as e:
+                fail(f"{where}[{i}]: {e}")
         first: dict = {}
         for i, value in enumerate(converted):
             j = first.setdefault((type(value), value), i)

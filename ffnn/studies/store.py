@@ -36,7 +36,7 @@ from .records import RECORD_FORMAT, RecordError, encode_record, parse_record_lin
 
 __all__ = [
     "RECORD_FORMAT", "RESULTS_FILE", "TIMING_FIELDS", "BadLine", "ResultStore",
-    "canonical_json", "load_results", "non_timing", "read_records", "run_key",
+    "canonical_json", "load_results", "non_timing", "read_records", "run_key", "scan_records",
 ]
 
 RESULTS_FILE = "results.jsonl"
@@ -85,8 +85,9 @@ class BadLine:
         return f"{self.path}: line {self.line}: {self.reason}"
 
 
-def _scan(path: Path, data: bytes) -> tuple[list[dict], int, list[BadLine]]:
-    """``(records, end of the last complete line, bad lines)`` of a results file's bytes."""
+def scan_records(path, data: bytes) -> tuple[list[dict], int, list[BadLine]]:
+    """``(records, end of the last complete line, bad lines)`` of the bytes ``data`` of the
+    results file ``path`` (named in the bad lines); never raises."""
     records, bad, good_end, start, number = [], [], 0, 0, 0
     while start < len(data):
         number += 1
@@ -116,7 +117,7 @@ def _read(path: Path) -> bytes:
 def read_records(path) -> list[dict]:
     """The records of one ``results.jsonl`` (each other line logged once and skipped)."""
     path = Path(path)
-    records, _, bad = _scan(path, _read(path))
+    records, _, bad = scan_records(path, _read(path))
     for line in bad:
         log.warning("%s; skipped (a re-run of the study computes its run again)", line)
     return records
@@ -165,7 +166,7 @@ class ResultStore:
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
         try:
             with naming(self.path):
-                records, good_end, self.problems = _scan(self.path, self.path.read_bytes())
+                records, good_end, self.problems = scan_records(self.path, self.path.read_bytes())
                 if good_end < os.fstat(self._fd).st_size:
                     os.ftruncate(self._fd, good_end)
                     os.fsync(self._fd)
