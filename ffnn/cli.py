@@ -267,7 +267,7 @@ def study(ctx, names, files, out, workers, scheduler, backend, seed, fresh, no_g
         except KeyboardInterrupt:
             click.echo("interrupted: every finished run is recorded; re-run the same command "
                        "to compute the rest", err=True)
-            ctx.exit(130)
+            raise SystemExit(130) from None
     failed = sum(o.failed for o in outcomes)
     if failed:
         raise click.ClickException(f"{failed} run(s) failed (see {out}/logs); re-run the same "
@@ -295,7 +295,8 @@ class _console:
         self.redirect.__enter__()
         show_runs = self.verbose or not sys.stderr.isatty()
         for handler in logger.handlers:  # tqdm's handler replaces ours and drops its filters
-            handler.addFilter(lambda r: show_runs or not getattr(r, "per_run", False))
+            handler.addFilter(lambda r: not getattr(r, "file_only", False) and (
+                show_runs or not getattr(r, "per_run", False)))
 
         def show(outcome):
             from tqdm import tqdm

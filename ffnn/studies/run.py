@@ -112,7 +112,8 @@ def run_studies(specs: Sequence[StudySpec], options: StudyOptions | None = None,
                                            for o in outcomes})
             except KeyboardInterrupt:
                 for logger in loggers.values():  # the log files; the console is the caller's
-                    logger.warning("interrupted: every finished run is recorded")
+                    logger.warning("interrupted: every finished run is recorded",
+                                   extra={"file_only": True})
                 raise
             finally:
                 for outcome in outcomes:
