@@ -173,3 +173,39 @@ def test_run_study_from_python_returns_the_table_and_paths(tmp_path):
     frame = result.frame
     assert list(frame["hidden_size"]) == [5, 10, 25, 50, 100]
     assert "test_accuracy_mean" in frame.columns
+
+
+def test_load_results_as_frame_gives_one_row_per_run(lr_study):
+    pandas = pytest.importorskip("pandas")
+    out, _ = lr_study
+    frame = ffnn.load_results(out / "lr-adam-no-es", as_frame=True)
+    assert isinstance(frame, pandas.DataFrame) and len(frame) == 10
+    assert set(frame["config.learning_rate"]) == {1e-5, 1e-4, 1e-3, 1e-2, 5e-2}
+    assert (frame["train_time_kind"] == "epochs x cost").all()
+
+
+def test_load_results_as_frame_without_pandas_names_the_extra(lr_study, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_pandas(name, *args, **kwargs):
+        if name == "pandas":
+            raise ImportError("No module named 'pandas'")
+        return real_import(name, *args, **kwargs)
+
+    out, _ = lr_study
+    monkeypatch.setattr(builtins, "__import__", no_pandas)
+    with pytest.raises(ImportError, match=r"pip install 'ffnn\[pandas\]'"):
+        ffnn.load_results(out, as_frame=True)
+    assert len(ffnn.load_results(out)) >= 10  # records need no pandas
+
+
+def test_the_report_says_where_each_option_came_from(tmp_path):
+    path = tmp_path / "grid.toml"
+    path.write_text(GRID)
+    [outcome] = run_studies([load_study_file(path)], out=tmp_path / "out", timing=QUICK,
+                            progress=False, given={"repeats": 1}, save_models=False)
+    assert outcome.total == 6
+    assert ("Options: repeats from the command line; max_epochs, test_size, train_size, "
+            "val_size from the study file; the rest default.") in outcome.report
