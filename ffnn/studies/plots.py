@@ -51,9 +51,13 @@ def _figure(size):
 
 
 def _stats(rows: Sequence[Row], name: str, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Means and error bars: the std over runs; for train time with the cost's spread
+    (``Row.time_error``)."""
     stats = [row.stat(name) for row in rows]
+    errors = ([row.time_error() for row in rows] if name == "train_time"
+              else [s for _, s in stats])
     return (np.array([m for m, _ in stats], float) * scale,
-            np.nan_to_num(np.array([s for _, s in stats], float) * scale))
+            np.nan_to_num(np.array(errors, float) * scale))
 
 
 # --------------------------------------------------------------------------- curves.png
@@ -129,7 +133,8 @@ def test_figure(path, rows: Sequence[Row], label: str, title: str) -> Path:
         ax.grid(axis="y", alpha=0.3)
     kinds = sorted({k for row in rows for k in row.time_kinds})
     fig.suptitle(f"{title}\nmean ± std over repeats (diverged runs excluded from the test "
-                 f"columns); train time: {', '.join(kinds) or '—'}", fontsize="medium")
+                 f"columns); train time: {', '.join(kinds) or '—'}, its error bar with the "
+                 "per-epoch cost's spread", fontsize="medium")
     return save_figure(fig, path)
 
 
@@ -174,14 +179,15 @@ def _tradeoff_axes(ax, rows: Sequence[Row], prefix: str = "", color=None, marker
 def tradeoff_figure(path, rows: Sequence[Row], label: str, title: str) -> Path:
     """Test accuracy against train time, one point per setting; Pareto-optimal ones filled
     and starred."""
-    fig = _figure((7.5, 5.5))
+    fig = _figure((9.5, 6))
     ax = fig.subplots()
     _tradeoff_axes(ax, rows, color="tab:blue")
     ax.set_xlabel("train time (s)")
     ax.set_ylabel("test accuracy (%)")
     ax.grid(alpha=0.3)
-    fig.suptitle(f"{title}\n{label}: mean ± std over repeats; * filled = no other setting is "
-                 "both more accurate and faster", fontsize="medium")
+    fig.suptitle(f"{title}\n{label}: mean ± std over repeats (train time: with the per-epoch "
+                 "cost's spread); * filled = no other setting is both more accurate and faster",
+                 fontsize="small")
     return save_figure(fig, path)
 
 

@@ -118,6 +118,13 @@ class Row:
                 return mean, float(np.mean(spreads))
         return mean, float(values.std(ddof=1)) if values.size > 1 else math.nan
 
+    def time_error(self) -> float:
+        """The uncertainty of this row's train time for figures: the runs' std and the
+        systematic cost spread (``candidate``) in quadrature (0 when neither is known)."""
+        std = self.stat("train_time")[1]
+        systematic = self.candidate("train_time").systematic
+        return math.hypot(0.0 if math.isnan(std) else std, systematic)
+
     @property
     def time_kinds(self) -> list[str]:
         return sorted({r["train_time_kind"] for r in self.runs})
