@@ -127,7 +127,8 @@ def test_figure(path, rows: Sequence[Row], label: str, title: str) -> Path:
         else:
             ax.errorbar(x, means, yerr=stds, fmt="o", capsize=4, color="tab:blue")
             ax.margins(x=0.15)
-        ax.set_xticks(x, [row.setting for row in rows], rotation=30 if len(rows) > 6 else 0)
+        ax.set_xticks(x, [tick_label(row) for row in rows], rotation=30 if len(rows) > 6 else 0,
+                      fontsize="small" if len(rows) > 6 else None)
         ax.set_xlabel(label)
         ax.set_ylabel(ylabel)
         ax.grid(axis="y", alpha=0.3)
@@ -136,6 +137,15 @@ def test_figure(path, rows: Sequence[Row], label: str, title: str) -> Path:
                  f"columns); train time: {', '.join(kinds) or '—'}, its error bar with the "
                  "per-epoch cost's spread", fontsize="medium")
     return save_figure(fig, path)
+
+
+def tick_label(row: Row) -> str:
+    """A setting on an axis: its value, or a grid setting's values one above the other."""
+    from .specs import format_value
+
+    if len(row.values) > 1:
+        return "\n".join(format_value(v) for v in row.values.values())
+    return row.setting
 
 
 # --------------------------------------------------------------------------- tradeoff.png
@@ -198,14 +208,14 @@ def summary_figure(path, studies: Sequence[tuple[str, Sequence[Row]]]) -> Path:
 
     fig = _figure((10, 7))
     ax = fig.subplots()
-    colours = colormaps["tab20"]
+    colours = colormaps["tab10"]
     markers = "osD^v<>p"
     for i, (name, rows) in enumerate(studies):
         points = [p for p in tradeoff_points(rows) if math.isfinite(p[1] + p[2])]
         if not points:
             continue
         ax.errorbar([t for _, _, t in points], [a for _, a, _ in points], fmt=markers[i % 8],
-                    color=colours(i % 20), label=name, linestyle="none")
+                    color=colours(i % 10), label=name, linestyle="none")
     ax.set_xscale("log")
     plain = FuncFormatter(lambda v, _: f"{v:g}")
     ax.xaxis.set_major_formatter(plain)
@@ -344,7 +354,7 @@ def heatmap_figure(path, rows: Sequence[Row], x: str, y: str, title: str) -> Pat
     from .specs import format_value
 
     xs, ys, grid = heatmap_data(rows, x, y)
-    fig = _figure((1.2 * len(xs) + 3, 0.8 * len(ys) + 2.5))
+    fig = _figure((max(1.2 * len(xs) + 3, 8), 0.8 * len(ys) + 2.5))
     ax = fig.subplots()
     image = ax.imshow(grid, cmap="viridis", aspect="auto")
     fig.colorbar(image, ax=ax, label="test accuracy (%)")
@@ -359,5 +369,5 @@ def heatmap_figure(path, rows: Sequence[Row], x: str, y: str, title: str) -> Pat
     ax.set_yticks(range(len(ys)), [format_value(v) for v in ys])
     ax.set_xlabel(x)
     ax.set_ylabel(y)
-    fig.suptitle(f"{title}\nmean test accuracy over repeats", fontsize="medium")
+    fig.suptitle(f"{title}\nmean test accuracy over repeats", fontsize="small")
     return save_figure(fig, path)

@@ -159,6 +159,8 @@ def _fixed_text(spec: StudySpec, rows: list[Row]) -> str:
 
 
 def _name(spec: StudySpec, setting: str) -> str:
+    if spec.is_grid:
+        return setting
     label = spec.label.lower() if spec.label[:1].isupper() and spec.label[1:].islower() \
         else spec.label
     return f"{label} {setting}"
@@ -196,7 +198,7 @@ def conclusions(spec: StudySpec, rows: list[Row]) -> list[str]:
     front = plots.pareto_front(plots.tradeoff_points(rows))
     if front:
         lines.append("Trade-off (no other setting is both more accurate and faster, on the "
-                     "means): " + ", ".join(_name(spec, s) for s in front) + ".")
+                     "means): " + "; ".join(_name(spec, s) for s in front) + ".")
     diverged = [row for row in rows if row.n_diverged]
     if diverged:
         lines.append("Diverged: " + ", ".join(
@@ -309,7 +311,8 @@ def write_study_report(directory, records=None) -> str:
         + _sources_text(plan), "",
         table_markdown(spec, rows), "",
         f"Mean ± standard deviation over repeats; per-epoch cost: the timing key's measured "
-        f"cost ± its spread. {_time_text(rows)} {done} of {planned} runs recorded. "
+        f"cost ± its spread for grouped runs, train time / epochs ± its std over repeats for "
+        f"runs trained alone. {_time_text(rows)} {done} of {planned} runs recorded. "
         f"Data: [runs.csv]({export.RUNS_FILE}), [table.csv]({export.TABLE_FILE}).", "",
         "**Conclusions** (a best is named only when Welch's t-test against the runner-up "
         "rejects equality at the 5 % level)", "",
@@ -342,7 +345,8 @@ def _overview_line(name: str, spec: StudySpec, rows: list[Row]) -> str:
     lead = by[v.leader]
     best = {"best": v.leader, "tie": f"{v.leader} ≈ {v.runner_up} (tie)",
             "too few repeats": f"{v.leader} (1 repeat: no claim)"}[v.kind]
-    return (f"| [{name}]({name}/{REPORT_FILE}) | {spec.label} {best} | "
+    what = "" if spec.is_grid else f"{spec.label} "
+    return (f"| [{name}]({name}/{REPORT_FILE}) | {what}{best} | "
             f"{_cell(*(100 * x for x in lead.stat('test_accuracy')), '{:.2f}', ' %')} | "
             f"{seconds_cell(*lead.stat('train_time'))} |")
 

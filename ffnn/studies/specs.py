@@ -174,10 +174,13 @@ class StudySpec:
         return TrainConfig(**{k: _as_field_type(k, v) for k, v in merged.items()})
 
     def setting_label(self, values) -> str:
-        """How a setting appears in tables, legends and logs: ``0.001``; ``10, 250`` (grid)."""
+        """How a setting appears in tables, legends and logs: ``0.001``; for a grid
+        ``hidden_size=10, batch_size=250``."""
         if not isinstance(values, dict):
             return format_value(values)
-        return ", ".join(format_value(v) for v in values.values())
+        if len(values) == 1:
+            return format_value(next(iter(values.values())))
+        return ", ".join(f"{p}={format_value(v)}" for p, v in values.items())
 
     def to_dict(self) -> dict:
         d = {"name": self.name, "description": self.description,
