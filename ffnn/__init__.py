@@ -17,7 +17,8 @@ from importlib.metadata import version as _version  # noqa: E402
 from .config import TrainConfig  # noqa: E402
 from .data import DataError, Splits, load_mnist  # noqa: E402
 from .grouped import train_many  # noqa: E402
-from .model import Network, load_model  # noqa: E402
+from .model import Network  # noqa: E402
+from .model_file import ModelFileError, load_model  # noqa: E402
 from .studies.store import load_results  # noqa: E402
 from .training import EpochRecord, TrainResult, train  # noqa: E402
 
@@ -27,8 +28,9 @@ except _NotFound:  # pragma: no cover - running from a checkout that was never i
     __version__ = "0.0.0+checkout"
 
 __all__ = [
-    "DataError", "EpochRecord", "Network", "Splits", "TrainConfig", "TrainResult",
-    "load_mnist", "load_model", "load_results", "run_study", "train", "train_many",
+    "DataError", "EpochRecord", "ModelFileError", "Network", "Splits", "TrainConfig",
+    "TrainResult", "load_mnist", "load_model", "load_results", "run_study", "train",
+    "train_many",
 ]
 
 

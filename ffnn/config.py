@@ -2,6 +2,7 @@
 
 import dataclasses
 import math
+import reprlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -138,9 +139,24 @@ def _check_int(name, value, *, minimum):
 def _check_float(name, value, *, low, high=math.inf, low_open=False, high_open=False):
     if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
         raise ValueError(f"{name}: expected a number, got {value!r}")
-    too_low = value <= low if low_open else value < low
-    too_high = value >= high if high_open else value > high
-    if not math.isfinite(value) or too_low or too_high:
-        lo = "(" if low_open else "["
-        hi = ")" if high_open else "]"
-        raise ValueError(f"{name}: must be in {lo}{low}, {high}{hi}, got {value!r}")
+    check_range(name, value, low=low, high=high, low_open=low_open, high_open=high_open)
+
+
+def check_range(name, value, *, low, high=math.inf, low_open=False, high_open=False) -> None:
+    """``ValueError`` unless ``value`` (a real number) is finite and within the bounds, e.g.
+    ``"learning_rate: must be a finite number > 0, got inf"`` or ``"momentum: must be a number in
+    [0, 1], got 1.5"``."""
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond float range
+        number = math.inf if value > 0 else -math.inf
+    too_low = number <= low if low_open else number < low
+    too_high = number >= high if high_open else number > high
+    if math.isfinite(number) and not too_low and not too_high:
+        return
+    if math.isinf(high):
+        wanted = f"a finite number {'>' if low_open else '>='} {low:g}"
+    else:
+        wanted = (f"a number in {'(' if low_open else '['}{low:g}, {high:g}"
+                  f"{')' if high_open else ']'}")
+    raise ValueError(f"{name}: must be {wanted}, got {reprlib.repr(value)}")

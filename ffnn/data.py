@@ -39,7 +39,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
+import math
 import os
+import re
 import struct
 import warnings
 import zlib
@@ -47,6 +50,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from .validation import check_n_classes, check_splits
 
 __all__ = [
     "DataError",
@@ -70,6 +75,8 @@ IDX_STEMS = {
 ENV_VAR = "FFNN_DATA"
 _GZIP_MAGIC = b"\x1f\x8b"
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_GZIP_ERRORS = (OSError, EOFError, zlib.error)
+_CHUNK_BYTES = 1 << 24
 _CACHE_SIZE = 2
 _cache: dict[tuple, tuple] = {}
 
@@ -83,7 +90,12 @@ class DataError(ValueError):
 
 @dataclass(frozen=True, eq=False, repr=False)
 class Splits:
-    """Train/validation/test arrays: X ``(n, n_features)`` floats in [0, 1], y int64.
+    """Train/validation/test arrays: X ``(n, n_features)``, y class indices ``0..n_classes-1``.
+
+    ``load_mnist`` gives float X in [0, 1] and int64 y. Splits built by hand pass the same check
+    (``ffnn.validation``): finite real X (integers are converted when training), integer y in
+    range, matching lengths and widths; ``ValueError`` names the split otherwise. Values outside
+    [0, 1] are allowed and trained on as given, but the defaults assume inputs of order one.
 
     Treat the arrays as read-only: :meth:`fingerprint` is computed once and cached.
     """
@@ -99,14 +111,7 @@ class Splits:
     _fingerprint: str | None = field(default=None, init=False, compare=False)
 
     def __post_init__(self) -> None:
-        n_features = self.X_train.shape[1] if self.X_train.ndim == 2 else None
-        for part in ("train", "val", "test"):
-            X, y = getattr(self, f"X_{part}"), getattr(self, f"y_{part}")
-            if X.ndim != 2 or X.shape[1] != n_features or y.shape != (X.shape[0],):
-                raise ValueError(
-                    f"Splits: X_{part} {X.shape} / y_{part} {y.shape} do not match "
-                    f"(n, {n_features}) / (n,)"
-                )
+        check_splits(self)
 
     @property
     def n_features(self) -> int:
@@ -138,31 +143,65 @@ class Splits:
 # --------------------------------------------------------------------------- files
 
 
-def _read_bytes(path: Path) -> bytes:
-    """File contents, gunzipped if they start with the gzip magic bytes."""
+def _read_file(path: Path) -> bytes:
+    """The file's bytes as stored (``DataError`` naming the file if it cannot be read)."""
     try:
-        raw = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if raw[:2] == _GZIP_MAGIC:
+
+
+def _is_gzip(raw: bytes) -> bool:
+    return raw[:2] == _GZIP_MAGIC
+
+
+def _read_bytes(path: Path) -> bytes:
+    """File contents, gunzipped if they start with the gzip magic bytes."""
+    raw = _read_file(path)
+    if _is_gzip(raw):
         try:
             raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as exc:
+        except _GZIP_ERRORS as exc:
             raise DataError(f"{path}: corrupt gzip data ({exc})") from None
     if not raw:
         raise DataError(f"{path}: empty file")
     return raw
 
 
+def _read_up_to(path: Path, stream, n: int) -> bytes:
+    """Up to ``n`` bytes from a gzip stream, read in chunks: a header promising more than the
+    file holds costs no more memory than the file."""
+    chunks, left = [], n
+    try:
+        while left > 0:
+            chunk = stream.read(min(left, _CHUNK_BYTES))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+    except _GZIP_ERRORS as exc:
+        raise DataError(f"{path}: corrupt gzip data ({exc})") from None
+    return b"".join(chunks)
+
+
 def _idx_body(path: Path, magic: int, n_dims: int) -> tuple[tuple[int, ...], np.ndarray]:
-    """Validate an IDX header and return ``(dims, body as flat uint8)``."""
-    raw = _read_bytes(path)
+    """Validate an IDX header and return ``(dims, body as flat uint8)``.
+
+    Sizes are Python ints (a header of 2^21 x 2^21 images overflows int64 arithmetic) and are
+    checked against the data before any array is shaped; a gzip file is inflated only as far as
+    its header promises (plus one byte, to detect trailing data)."""
+    raw = _read_file(path)
+    gz = _is_gzip(raw)
+    stream = gzip.GzipFile(fileobj=io.BytesIO(raw)) if gz else None
     header_len = 4 * (1 + n_dims)
-    if len(raw) < header_len:
-        raise DataError(f"{path}: truncated header ({len(raw)} bytes, need {header_len})")
-    found, *dims = struct.unpack(f">{1 + n_dims}i", raw[:header_len])
+    header = _read_up_to(path, stream, header_len) if gz else raw[:header_len]
+    if not header:
+        raise DataError(f"{path}: empty file")
+    if len(header) < header_len:
+        raise DataError(f"{path}: truncated header ({len(header)} bytes, need {header_len})")
+    found, *dims = struct.unpack(f">{1 + n_dims}i", header)
     if found != magic:
         kind = "image" if magic == IMAGES_MAGIC else "label"
         raise DataError(
@@ -170,18 +209,22 @@ def _idx_body(path: Path, magic: int, n_dims: int) -> tuple[tuple[int, ...], np.
         )
     if min(dims) < 0:
         raise DataError(f"{path}: negative size in header {tuple(dims)}")
-    expected = header_len + int(np.prod(dims, dtype=np.int64))
-    if len(raw) < expected:
+    if n_dims > 1 and min(dims[1:]) == 0:
+        raise DataError(f"{path}: header {tuple(dims)} declares images of no pixels")
+    body_len = math.prod(dims)
+    body = _read_up_to(path, stream, body_len + 1) if gz else memoryview(raw)[header_len:]
+    if len(body) < body_len:
         raise DataError(
-            f"{path}: truncated body: header {tuple(dims)} promises {expected} bytes, "
-            f"file has {len(raw)}"
+            f"{path}: truncated body: header {tuple(dims)} promises {header_len + body_len} "
+            f"bytes, file has {header_len + len(body)}" + (" after decompression" if gz else "")
         )
-    if len(raw) > expected:
+    if len(body) > body_len:
+        extra = "trailing data" if gz else f"{len(body) - body_len} trailing bytes"
         raise DataError(
-            f"{path}: {len(raw) - expected} trailing bytes after the {expected} bytes "
+            f"{path}: {extra} after the {header_len + body_len} bytes "
             f"the header {tuple(dims)} promises"
         )
-    return tuple(dims), np.frombuffer(raw, dtype=np.uint8, offset=header_len)
+    return tuple(dims), np.frombuffer(body, dtype=np.uint8)
 
 
 def read_idx_images(path: str | os.PathLike) -> np.ndarray:
@@ -282,6 +325,23 @@ def _first_bad_cell(rows: list[str], kind: type) -> tuple[int, int, str]:
     raise AssertionError("no bad cell found")  # pragma: no cover
 
 
+# numpy's parser reads a cell of only spaces and signs (" ", "-", "+ ") as 0, or -1 as a float,
+# and "+ 2" (a sign, then a space) as 2, instead of refusing them.
+_SPACES_AND_SIGNS = " \t\r\x0b\x0c+-"  # what numpy's parser skips (ASCII whitespace) or signs
+_MISREAD_CELL = re.compile(r"(?:^|,)[\s+-]*(?=,|$)|[+-]\s")
+
+
+def _check_misread_cells(path: Path, rows: list[str], joined: str, first: int) -> None:
+    """DataError at the first cell numpy would misread (slow, but only for rare files that hold
+    spaces or signs)."""
+    if not _MISREAD_CELL.search(joined):
+        return
+    for i, row in enumerate(rows):
+        for j, cell in enumerate(row.split(",")):
+            if _MISREAD_CELL.search(cell):
+                raise DataError(f"{_at(path, i + first, j)} {cell!r} is not a number")
+
+
 def _cells(path: Path, rows: list[str], n_cols: int, first: int) -> np.ndarray:
     """All cells as an ``(n_rows, n_cols)`` int64 array (float64 if some integer is written "3.0").
 
@@ -289,6 +349,8 @@ def _cells(path: Path, rows: list[str], n_cols: int, first: int) -> np.ndarray:
     to a float parse, ten times slower. A cell that is not a number raises DataError.
     """
     joined = ",".join(rows)
+    if any(char in joined for char in _SPACES_AND_SIGNS):  # rare: then look for misread cells
+        _check_misread_cells(path, rows, joined, first)
     values = _parse(joined, np.int64)
     if values is None or values.size != len(rows) * n_cols:
         i, j, cell = _first_bad_cell(rows, int)
@@ -374,7 +436,10 @@ def resolve_data_path(path: str | os.PathLike | None = None) -> Path:
 
 
 def _stat_key(path: Path) -> tuple:
-    st = path.stat()
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
     return (str(path), st.st_mtime_ns, st.st_size)
 
 
@@ -443,11 +508,10 @@ def load_mnist(
         dt = None
     if dt not in _DTYPES:
         raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
-    if isinstance(n_classes, bool) or not isinstance(n_classes, (int, np.integer)) or n_classes < 1:
-        raise ValueError(f"n_classes must be a positive integer, got {n_classes!r}")
+    n_classes = check_n_classes(n_classes)
 
     where = resolve_data_path(path)
-    kind, raw = _load_raw(where, int(n_classes))
+    kind, raw = _load_raw(where, n_classes)
     rng = np.random.default_rng(seed)
     if kind == "IDX":
         X_pool, y_pool, X_test_all, y_test_all = raw
@@ -486,6 +550,6 @@ def load_mnist(
         y_val=y_pool[val_idx].astype(np.int64),
         X_test=_scale(X_tst, dt),
         y_test=y_tst.astype(np.int64),
-        n_classes=int(n_classes),
+        n_classes=n_classes,
         source=f"{where} ({kind})",
     )

@@ -35,13 +35,14 @@ except ImportError as e:  # pragma: no cover - depends on the environment
     raise ImportError(
         "ffnn.MLPClassifier needs scikit-learn: pip install 'ffnn[sklearn]'") from e
 
-from .config import TrainConfig
+from .config import TrainConfig, check_range
 from .early_stopping import EarlyStopping
 from .kernels import codes, get_backend
 from .kernels.layout import unpack
 from .model import Network
 from .threads import limit_threads
 from .training import epoch_order, hyper_vector, initial_parameters
+from .validation import check_split
 
 # scikit-learn's activation names, and ours, mapped onto ffnn's activation names.
 ACTIVATIONS = {"logistic": "sigmoid", "tanh": "tanh", "relu": "relu",
@@ -120,6 +121,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         else:
             self.classes_ = unique_labels(y)
         y_codes = np.searchsorted(self.classes_, y).astype(np.int64)
+        check_split("train", X, y_codes, len(self.classes_))
         if not resume:
             self._initialize(X.shape[1], len(self.classes_))
         self._train(X, y_codes, incremental=False)
@@ -148,6 +150,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         if len(unseen):
             raise ValueError(f"y has classes not in classes_ {self.classes_}: {unseen}")
         y_codes = np.searchsorted(self.classes_, y).astype(np.int64)
+        check_split("train", X, y_codes, len(self.classes_))
         if not hasattr(self, "_theta"):
             self._initialize(X.shape[1], len(self.classes_))
         self._train(X, y_codes, incremental=True)
@@ -454,9 +457,4 @@ def _check_number(name, value, *, low, high=math.inf, low_open=False, high_open=
     if isinstance(value, bool) or not isinstance(value, kind):
         raise ValueError(f"{name}: expected {'an integer' if integer else 'a number'}, "
                          f"got {value!r}")
-    too_low = value <= low if low_open else value < low
-    too_high = value >= high if high_open else value > high
-    if not math.isfinite(value) or too_low or too_high:
-        lo = "(" if low_open else "["
-        hi = ")" if high_open else "]"
-        raise ValueError(f"{name}: must be in {lo}{low}, {high}{hi}, got {value!r}")
+    check_range(name, value, low=low, high=high, low_open=low_open, high_open=high_open)

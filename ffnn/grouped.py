@@ -35,6 +35,7 @@ from .training import (
     initial_parameters,
     train,
 )
+from .validation import check_splits
 
 # Fields every configuration of one group must share (the shuffle seed is compared through
 # ``effective_shuffle_seed``).
@@ -170,6 +171,7 @@ def train_many(configs: Sequence[TrainConfig], splits: Splits, *,
     if not configs:
         return []
     check_group(configs)
+    check_splits(splits, configs[0].dtype)
     kernels = _kernels()
     first = configs[0]
     data = PreparedData.from_splits(splits, first.dtype)

@@ -1,16 +1,13 @@
-"""The trained network, and its ``.npz`` file format."""
+"""The trained network (its ``.npz`` file format: ``ffnn.model_file``)."""
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from .config import TrainConfig
 from .kernels import codes, get_backend
 from .kernels.layout import n_params, unpack
-
-FORMAT_VERSION = 1
+from .validation import check_features, check_labels
 
 
 @dataclass(eq=False)
@@ -44,10 +41,8 @@ class Network:
         return unpack(self.theta, self.n_features, self.hidden_size, self.n_classes)
 
     def _inputs(self, X) -> np.ndarray:
-        X = np.ascontiguousarray(X, dtype=self.dtype)
-        if X.ndim != 2 or X.shape[1] != self.n_features:
-            raise ValueError(f"X: expected shape (n, {self.n_features}), got {X.shape}")
-        return X
+        check_features("input", X, n_features=self.n_features, dtype=self.dtype)
+        return np.ascontiguousarray(X, dtype=self.dtype)
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities, shape ``(n, n_classes)``."""
@@ -62,49 +57,16 @@ class Network:
 
     def evaluate(self, X, y) -> tuple[float, float]:
         """``(mean cross-entropy, accuracy)`` on ``(X, y)``."""
+        X = self._inputs(X)
+        check_labels("input", y, self.n_classes, n_rows=X.shape[0])
         y = np.ascontiguousarray(y, dtype=np.int64)
         return get_backend(self.backend).evaluate(
-            self._inputs(X), y, self.theta, self.hidden_size, self.n_classes,
+            X, y, self.theta, self.hidden_size, self.n_classes,
             codes.activation_code(self.activation))
 
     def save(self, path, *, compressed: bool = False) -> None:
         """Write weights, dimensions, activation, dtype and config to ``path`` (``.npz``,
-        deflated with ``compressed``)."""
-        meta = {
-            "format_version": FORMAT_VERSION,
-            "n_features": self.n_features,
-            "hidden_size": self.hidden_size,
-            "n_classes": self.n_classes,
-            "activation": self.activation,
-            "backend": self.backend,
-            "dtype": str(self.dtype),
-            "config": None if self.config is None else self.config.to_dict(),
-        }
-        with open(path, "wb") as f:
-            (np.savez_compressed if compressed else np.savez)(
-                f, theta=self.theta, meta=np.array(json.dumps(meta)))
+        deflated with ``compressed``; read it back with ``ffnn.load_model``)."""
+        from .model_file import save_network  # model_file builds Networks: import on use
 
-
-def load_model(path) -> Network:
-    """Read a network written by ``Network.save``.
-
-    Files are read with ``allow_pickle=False``: a file holding a pickled object is refused with
-    a ``ValueError`` rather than run.
-    """
-    path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            theta = f["theta"]
-            meta = json.loads(str(f["meta"]))
-    except ValueError as e:
-        raise ValueError(f"{path}: refusing to load: {e}") from None
-    except (KeyError, OSError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path}: not an ffnn model file ({e})") from None
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{path}: unsupported format_version {meta.get('format_version')!r}")
-    if str(theta.dtype) != meta["dtype"]:
-        raise ValueError(f"{path}: theta has dtype {theta.dtype}, metadata says {meta['dtype']}")
-    config = None if meta["config"] is None else TrainConfig.from_dict(meta["config"])
-    return Network(theta=theta, n_features=meta["n_features"], hidden_size=meta["hidden_size"],
-                   n_classes=meta["n_classes"], activation=meta["activation"],
-                   backend=meta["backend"], config=config)
+        save_network(self, path, compressed=compressed)

@@ -14,6 +14,7 @@ from .kernels import codes, get_backend
 from .kernels.layout import n_params, unpack
 from .model import Network
 from .threads import limit_threads
+from .validation import check_splits
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,7 @@ def train(config: TrainConfig, splits: Splits, *,
     A non-finite or huge loss, or non-finite weights, stop training with ``diverged=True``
     instead of raising.
     """
+    check_splits(splits, config.dtype)
     data = PreparedData.from_splits(splits, config.dtype)
     check_trainable(config, data)
     backend = get_backend(config.backend)

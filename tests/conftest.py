@@ -1,8 +1,40 @@
-"""Shared fixtures: small MNIST splits, loaded once per session from the packaged copy."""
+"""Shared fixtures (small MNIST splits, loaded once per session from the packaged copy), the
+Hypothesis profiles and the Hypothesis tests' timeout.
+
+Hypothesis profiles: ``ci`` (derandomized, a fixed example count, no deadline, failing examples
+printed as reproduction blobs) is loaded when ``CI=true`` or ``HYPOTHESIS_PROFILE=ci``;
+otherwise ``dev`` (random, no deadline: the machine is shared, so timing says nothing), or any
+profile named by ``HYPOTHESIS_PROFILE`` (``thorough``: 5,000 examples per test, for a hunt).
+"""
+
+import os
 
 import pytest
+from hypothesis import is_hypothesis_test, settings
 
 import ffnn
+
+HYPOTHESIS_TIMEOUT = 60  # seconds per Hypothesis test: a hang fails instead of stalling CI
+
+settings.register_profile("ci", derandomize=True, max_examples=100, deadline=None,
+                          print_blob=True)
+settings.register_profile("dev", deadline=None)
+settings.register_profile("thorough", deadline=None, max_examples=5000)  # a hunt, on demand
+PROFILE = ("ci" if os.environ.get("CI") == "true"
+           else os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+settings.load_profile(PROFILE)
+
+
+def pytest_collection_modifyitems(items):
+    """Every Hypothesis test gets a hard timeout (pytest-timeout), unless it sets its own or the
+    profile is ``thorough`` (a hunt takes as long as it takes)."""
+    if PROFILE == "thorough":
+        return
+    for item in items:
+        function = getattr(item, "function", None)
+        if (function is not None and is_hypothesis_test(function)
+                and item.get_closest_marker("timeout") is None):
+            item.add_marker(pytest.mark.timeout(HYPOTHESIS_TIMEOUT))
 
 
 @pytest.fixture(autouse=True)

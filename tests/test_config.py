@@ -39,3 +39,32 @@ def test_config_is_frozen_and_round_trips_through_a_dict():
     assert ffnn.TrainConfig.from_dict(c.to_dict()) == c
     with pytest.raises(ValueError, match="hidden_sise"):
         ffnn.TrainConfig.from_dict({"hidden_sise": 3})
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("learning_rate", float("inf"), "learning_rate: must be a finite number > 0, got inf"),
+        ("learning_rate", float("nan"), "learning_rate: must be a finite number > 0, got nan"),
+        ("learning_rate", 0.0, "learning_rate: must be a finite number > 0, got 0.0"),
+        ("learning_rate", 10**400, "learning_rate: must be a finite number > 0, got 1000"),
+        ("l2", -1.0, "l2: must be a finite number >= 0, got -1.0"),
+        ("momentum", 1.5, "momentum: must be a number in [0, 1], got 1.5"),
+        ("beta1", 1.0, "beta1: must be a number in [0, 1), got 1.0"),
+    ],
+)
+def test_range_errors_read_as_sentences(field, value, message):
+    with pytest.raises(ValueError) as info:
+        ffnn.TrainConfig(**{field: value})
+    assert str(info.value).startswith(message)
+    assert len(str(info.value)) < 100
+
+
+def test_the_cli_reports_lr_inf_in_the_same_words():
+    from click.testing import CliRunner
+
+    from ffnn.cli import main
+
+    result = CliRunner().invoke(main, ["train", "--lr", "inf"])
+    assert result.exit_code == 2
+    assert "--lr: must be a finite number > 0, got inf" in result.output

@@ -440,3 +440,36 @@ def test_packaged_files_match_the_readme_sums(no_env):
     where = data.resolve_data_path()
     for name, digest in sums.items():
         assert hashlib.sha256(gzip.decompress((where / name).read_bytes())).hexdigest() == digest
+
+
+# ----------------------------------------------------------------------------- huge headers
+
+
+@pytest.mark.parametrize("gz", [False, True])
+@pytest.mark.parametrize("dims", [(2**21, 2**21, 2**21), (2**22, 2**21, 2**21),
+                                  (2**31 - 1,) * 3, (1, 2**21, 2**21)])
+def test_a_header_promising_more_than_the_file_is_a_data_error(idx_dir, dims, gz):
+    """Sizes are Python ints (``np.prod`` overflows int64 for 2^21 x 2^21 x 2^21) checked
+    against the data: one DataError naming the file and the exact promised size."""
+    target = idx_dir / MNIST_FILES[0]
+    content = struct.pack(">4i", 2051, *dims) + bytes(100)
+    target.write_bytes(gzip.compress(content) if gz else content)
+    with pytest.raises(DataError) as info:
+        load_mnist(idx_dir, val_size=2, n_classes=N_CLASSES)
+    message = str(info.value)
+    assert str(target) in message
+    assert f"promises {16 + dims[0] * dims[1] * dims[2]} bytes, file has 116" in message
+
+
+def test_a_label_header_promising_more_than_the_file_is_a_data_error(idx_dir):
+    target = idx_dir / MNIST_FILES[1]
+    target.write_bytes(struct.pack(">2i", 2049, 2**31 - 1) + bytes(30))
+    with pytest.raises(DataError, match=re.escape(f"{target}: truncated body")):
+        load_mnist(idx_dir, val_size=2, n_classes=N_CLASSES)
+
+
+def test_images_of_no_pixels_are_a_data_error(idx_dir):
+    target = idx_dir / MNIST_FILES[0]
+    target.write_bytes(struct.pack(">4i", 2051, 30, 0, 4))
+    with pytest.raises(DataError, match=re.escape(f"{target}: header (30, 0, 4) declares images")):
+        load_mnist(idx_dir, val_size=2, n_classes=N_CLASSES)

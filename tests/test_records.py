@@ -1,4 +1,4 @@
-"""Study records: the schema every reader shares (``record_schema.check_record``), strict JSON,
+"""Study records: the schema every reader shares (``ffnn.studies.records.check_record``), strict JSON,
 older formats, and the append-only store (truncated and malformed lines, a failed write)."""
 
 import copy

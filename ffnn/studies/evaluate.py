@@ -72,7 +72,7 @@ def evaluate_saved(path, data=None, test_size=None, split_seed=0, figures=None
     test images do not depend on the other sizes); with ``figures``, write the two figures
     there. Bad model files raise the ``ValueError`` of ``ffnn.load_model``."""
     from ..data import load_mnist
-    from ..model import load_model
+    from ..model_file import load_model
 
     model = load_model(path)
     splits = load_mnist(data, train_size=0, val_size=0, test_size=test_size, seed=split_seed,

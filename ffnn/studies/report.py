@@ -238,7 +238,7 @@ def median_run(row: Row) -> dict | None:
 def _model_figures(directory: Path, spec: StudySpec, plan: dict, rows: list[Row],
                    title: str) -> list[str]:
     """``predictions.png`` and ``confusion.png`` of the leading setting's median model."""
-    from ..model import load_model
+    from ..model_file import load_model
     from .evaluate import evaluate_model, write_model_figures
     from .plan import DataSpec
 
