@@ -1,5 +1,5 @@
-"""Study records: the schema every reader shares (``ffnn.studies.records.check_record``), strict JSON,
-older formats, and the append-only store (truncated and malformed lines, a failed write)."""
+"""Study records: the schema every reader shares (``studies.records.check_record``), strict
+JSON, older formats, and the append-only store (truncated and malformed lines, a failed write)."""
 
 import copy
 import errno
