@@ -83,13 +83,19 @@ def test_a_real_measurement_times_thread_cpu_of_single_threaded_epochs(small_mni
 
 
 def test_the_measuring_task_is_a_plain_picklable_function():
+    from ffnn.studies import execute
+
     data = DataSpec(train_size=300, val_size=100, test_size=100)
     splits = data.load("float32")
     config = BASE.replace(hidden_size=5)
     request = [(timing_key(config, splits).to_dict(), config.to_dict())]
     settings = TimingSettings(rounds=2, min_epochs=2, min_seconds=0.0, first_round_epochs=1)
-    task = pickle.loads(pickle.dumps((timing.measure_task, request, data, settings)))
-    [(key, cost)] = task[0](*task[1:])
+    task = pickle.loads(pickle.dumps((execute.timing_task, request, data,
+                                      {"float32": splits.fingerprint()}, settings)))
+    try:
+        [(key, cost)] = task[0](*task[1:])
+    finally:
+        execute.release_worker()
     assert TimingKey.from_dict(key) == timing_key(config, splits)
     assert Cost.from_dict(cost).mean > 0
 

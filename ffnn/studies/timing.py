@@ -18,7 +18,8 @@ size of a nonzero ``l2``, the seeds (``seed``, ``shuffle_seed``), ``max_epochs``
 rules (``early_stopping``, ``patience``, ``min_delta``, ``restore_best``), and the test split
 (evaluated once, after the epoch loop).
 
-How a cost is measured (``measure_costs``): each key trains alone with ``ffnn.train``, early
+How a cost is measured (``measure_costs``; in a worker, as a task of its own:
+``execute.timing_task``): each key trains alone with ``ffnn.train``, early
 stopping off, in *rounds*. A round of a key is one warm-up epoch (discarded) and then
 ``epochs_per_round`` timed epochs; the rounds of all keys are interleaved round-robin
 (round 1 of every key, then round 2 of every key, ...), so a drift of the machine's speed hits
@@ -55,8 +56,8 @@ from pathlib import Path
 from ..safe_io import write_atomic
 
 __all__ = [
-    "TIMING_FILE", "Cost", "TimingKey", "TimingSettings", "TimingStore", "machine_fingerprint",
-    "measure_costs", "measure_task", "timing_key",
+    "TIMING_FILE", "Cost", "TimingKey", "TimingSettings", "TimingStore", "key_from_sizes",
+    "machine_fingerprint", "measure_costs", "timing_key",
 ]
 
 TIMING_FILE = "timing.json"
@@ -231,31 +232,6 @@ def measure_costs(requests: Sequence[tuple[TimingKey, object]], splits_for: Call
                           epochs=len(flat), rounds=len(rounds),
                           clock=_clock(config.threads)[0], measured_at=now, where=where)
     return costs
-
-
-def measure_task(requests: Sequence[tuple[dict, dict]], data,
-                 settings: TimingSettings = TimingSettings()) -> list[tuple[dict, dict]]:
-    """The timing work as a task of its own, for any executor (a plain picklable function).
-
-    ``requests``: ``(key.to_dict(), config.to_dict())`` pairs; ``data``: anything with
-    ``load(dtype) -> Splits`` (the study's data spec). Returns ``(key dict, cost dict)`` pairs.
-    Runs with BLAS limited to one thread, as study tasks do.
-    """
-    from threadpoolctl import threadpool_limits
-
-    from ..config import TrainConfig
-
-    loaded: dict[str, object] = {}
-
-    def splits_for(dtype):
-        if dtype not in loaded:
-            loaded[dtype] = data.load(dtype)
-        return loaded[dtype]
-
-    pairs = [(TimingKey.from_dict(k), TrainConfig.from_dict(c)) for k, c in requests]
-    with threadpool_limits(limits=1):
-        costs = measure_costs(pairs, splits_for, settings)
-    return [(key.to_dict(), cost.to_dict()) for key, cost in costs.items()]
 
 
 # --------------------------------------------------------------------------- persistence
