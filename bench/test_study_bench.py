@@ -6,8 +6,9 @@
 
 Every study runs with ``--train-size 34000 --val-size 6000 --fresh`` into a temporary ``--out``,
 so nothing is reused; one round each (pytest-benchmark ``pedantic``). ``extra_info`` holds the
-wall time, the epochs trained, the summed train time of the records (calibrated for grouped
-runs) and the load average before and after (the machine is shared). Each benchmark also checks
+wall time (the per-epoch cost measurement included), the epochs trained, the summed train time
+of the records (epochs x the per-epoch cost for grouped runs, thread CPU time for the others)
+and the load average before and after (the machine is shared). Each benchmark also checks
 the answer: every run recorded, and Adam at lr 1e-3 above 90 % test accuracy.
 
 Run: ``pytest bench/test_study_bench.py --benchmark-enable`` (or ``nox -s bench``), with

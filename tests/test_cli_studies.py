@@ -99,3 +99,17 @@ def test_ctrl_c_exits_130_with_one_line_and_loses_nothing(tmp_path):
     again = subprocess.run([*command[:-4], "--repeats", "1", "--workers", "1", "--out",
                             str(out)], capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
+
+
+def test_command_line_flags_override_a_recipe_file(tmp_path):
+    path = tmp_path / "recipe.toml"
+    path.write_text('name = "recipe"\nrepeats = 3\nmax_epochs = 1\ntrain_size = 300\n'
+                    'val_size = 100\ntest_size = 100\n[grid]\nhidden_size = [5, 10]\n'
+                    'batch_size = [100, 300]\n')
+    result = _cli("study", "--file", path, "--repeats", "1", "--workers", "1", "--no-models",
+                  "--out", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    report = (tmp_path / "out" / "recipe" / "report.md").read_text()
+    assert "1 repeat (seed 0)" in report and "4 of 4 runs recorded" in report
+    assert "repeats from the command line" in report
+    assert "max_epochs, test_size, train_size, val_size from the study file" in report
