@@ -423,8 +423,3 @@ def run_study(name_or_path, *, out="results", workers: int = 1, **options) -> St
     _, _, rows = report.load_study(outcome.directory, list(outcome.store.records.values()))
     return StudyResult(spec.name, table_records(rows, spec.parameters),
                        outcome.directory / report.REPORT_FILE, outcome.directory, outcome)
-
-
-def plan_json(directory) -> dict:
-    """A study directory's ``plan.json`` (for tests and tools)."""
-    return json.loads((Path(directory) / report.PLAN_FILE).read_text())
