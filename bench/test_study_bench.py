@@ -41,10 +41,9 @@ def run_study(out: Path, *args: str) -> float:
 
 def bench_study(benchmark, tmp_path, n_runs, *args):
     # compile (or load numba's cache) outside the timed round
-    from ffnn.kernels import get_backend, grouped
+    from ffnn.kernels import get_backend
 
     get_backend("numba").warm_up("float32")
-    grouped.warm_up("float32")
     load_before = os.getloadavg()
     wall = benchmark.pedantic(run_study, args=(tmp_path / "out", *args), rounds=1,
                               iterations=1)

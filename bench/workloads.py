@@ -5,11 +5,11 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from ffnn.kernels import codes, get_backend
+from ffnn.kernels import get_backend
 
 import ffnn
 from ffnn.threads import available_cores, limit_threads
-from ffnn.training import epoch_order, hyper_vector, initial_parameters
+from ffnn.training import PreparedData, epoch_order, initial_parameters, networks
 
 N_TRAIN, N_VAL = 34_000, 6_000
 THREADS = available_cores()  # every implementation gets the same number of threads
@@ -41,7 +41,9 @@ OPTIMIZERS = ("adam", "nesterov")
 # ``accuracy()`` is the validation accuracy of the current weights.
 
 class FfnnRunner:
-    """``ffnn``'s epoch loop (as in ``ffnn.training.train``) on one backend."""
+    """One epoch of ``ffnn.train``'s loop (``ffnn.training.train_group``) on one backend: the
+    backend's ``train_group`` on the data prepared once, then ``evaluate_group`` on the
+    validation set, for a group of one network."""
 
     def __init__(self, backend, workload, optimizer, splits, threads):
         self.config = ffnn.TrainConfig(
@@ -50,31 +52,24 @@ class FfnnRunner:
             learning_rate=LEARNING_RATE[optimizer], backend=backend, threads=threads)
         self.backend = get_backend(backend)
         self.backend.warm_up(workload.dtype)
-        self.X = np.ascontiguousarray(splits.X_train, dtype=workload.dtype)
-        self.y = np.ascontiguousarray(splits.y_train, dtype=np.int64)
-        self.Xv = np.ascontiguousarray(splits.X_val, dtype=workload.dtype)
-        self.yv = np.ascontiguousarray(splits.y_val, dtype=np.int64)
-        self.theta = initial_parameters(self.config, self.X.shape[1], splits.n_classes)
-        self.m, self.v = np.zeros_like(self.theta), np.zeros_like(self.theta)
-        self.hyper = hyper_vector(self.config)
-        self.dims = (workload.hidden_size, splits.n_classes)
-        self.codes = (codes.activation_code(ACTIVATION), codes.optimizer_code(optimizer))
+        self.data = PreparedData.from_splits(splits, workload.dtype, self.backend)
+        theta = initial_parameters(self.config, self.data.n_features, splits.n_classes)
+        self.nets = networks(self.backend, [self.config], self.data.n_features,
+                             splits.n_classes, [theta])
         self.threads = threads
-        self.step = 0
         self.epochs = 0
 
     def epoch(self):
         self.epochs += 1
-        order = epoch_order(0, self.epochs, len(self.y))
-        with limit_threads(self.threads):
-            _, self.step = self.backend.train_epoch(
-                self.X, self.y, order, self.config.batch_size, self.theta, self.m, self.v,
-                self.step, *self.dims, self.codes[0], self.codes[1], self.hyper)
-            self.last = self.backend.evaluate(self.Xv, self.yv, self.theta, *self.dims,
-                                              self.codes[0])
+        order = epoch_order(0, self.epochs, len(self.data.y_train))
+        with limit_threads(self.threads) as n_threads:
+            self.backend.train_group(self.data.train, self.data.y_train, order,
+                                     self.config.batch_size, self.nets, [0], n_threads)
+            self.last = self.backend.evaluate_group(self.data.val, self.data.y_val, self.nets,
+                                                    [0], n_threads)
 
     def accuracy(self):
-        return self.last[1]
+        return float(self.last[1][0])
 
 
 class TorchRunner:

@@ -10,6 +10,7 @@ import numpy as np
 from .kernels import BACKENDS, codes
 
 DTYPES = ("float32", "float64")
+INPUT_PATHS = ("auto", "sparse", "dense")
 
 # Above this mean cross-entropy (nats per sample) a run counts as diverged. A stable log-softmax
 # keeps the loss finite even when training has blown up (learning rates of 100 reach ~1e15), and
@@ -42,6 +43,11 @@ class TrainConfig:
 
     ``threads`` (default: all cores) limits numba's and BLAS's thread pools together for the
     duration of training; both are restored afterwards.
+
+    ``input_path`` is how the numba engine runs the first layer: ``"auto"`` (default: dense
+    BLAS products when more than ``ffnn.kernels.engine.DENSE_CROSSOVER`` of the training
+    inputs are nonzero, else over each row's nonzeros), ``"sparse"`` or ``"dense"``. The choice
+    made is ``TrainResult.extra["input_path"]``. Left out of ``to_dict()`` at its default.
     """
 
     hidden_size: int = field(default=10, metadata=_help("Hidden units.", minimum=1))
@@ -76,12 +82,16 @@ class TrainConfig:
         "Compute backend.", choices=tuple(BACKENDS)))
     threads: int | None = field(default=None, metadata=_help(
         "numba and BLAS threads [default: all cores].", minimum=1))
+    input_path: str = field(default="auto", metadata=_help(
+        "First layer of the numba engine: dense products, over nonzeros, or chosen by the "
+        "inputs' density.", choices=INPUT_PATHS))
 
     def __post_init__(self):
         _check_choice("activation", self.activation, codes.ACTIVATIONS)
         _check_choice("optimizer", self.optimizer, codes.OPTIMIZERS)
         _check_choice("dtype", self.dtype, DTYPES)
         _check_choice("backend", self.backend, tuple(BACKENDS))
+        _check_choice("input_path", self.input_path, INPUT_PATHS)
         for name in ("hidden_size", "batch_size", "max_epochs"):
             _check_int(name, getattr(self, name), minimum=1)
         _check_int("patience", self.patience, minimum=0)
@@ -111,8 +121,12 @@ class TrainConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
-        """Plain-JSON form of the config."""
-        return dataclasses.asdict(self)
+        """Plain-JSON form of the config (``input_path`` only when not ``"auto"``, so records
+        made before it existed keep their keys)."""
+        values = dataclasses.asdict(self)
+        if values["input_path"] == "auto":
+            del values["input_path"]
+        return values
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":

@@ -8,11 +8,13 @@ takes scikit-learn's parameter names and defaults, ``fit`` / ``partial_fit`` / `
 Every mapping onto ``TrainConfig`` and every difference from scikit-learn is tabled in
 ``docs/estimator.md``.
 
-The estimator drives the backend's ``train_epoch`` itself, one epoch per call, rather than going
-through ``ffnn.train``: scikit-learn's stopping rule on the training loss, ``partial_fit``'s
-resumable optimizer state and the exact per-minibatch ``alpha`` need control between and inside
-epochs that ``train`` does not offer. The pieces of the epoch it shares with ``train`` (weight
-init, shuffling order, hyperparameter vector, early stopping, thread limits) are ``train``'s own.
+The estimator drives the backend's per-epoch step (``train_group`` on a group of one, the step
+``ffnn.train``'s loop runs) itself, rather than going through ``ffnn.train``: scikit-learn's
+stopping rule on the training loss, ``partial_fit``'s resumable optimizer state and the exact
+per-minibatch ``alpha`` need control between and inside epochs that ``train`` does not offer.
+The pieces of the epoch it shares with ``train`` (weight init, shuffling order, hyperparameter
+vector, prepared inputs, early stopping, thread limits) are ``train``'s own. ``scipy.sparse``
+input reaches the engine as CSR rows, never densified.
 
 This module imports scikit-learn; ``ffnn`` imports it only when ``ffnn.MLPClassifier`` is used.
 """
@@ -37,11 +39,12 @@ except ImportError as e:  # pragma: no cover - depends on the environment
 
 from .config import TrainConfig, check_range
 from .early_stopping import EarlyStopping
+from .inputs import labels, prepared
 from .kernels import codes, get_backend
 from .kernels.layout import unpack
 from .model import Network
 from .threads import limit_threads
-from .training import epoch_order, hyper_vector, initial_parameters
+from .training import epoch_order, hyper_vector, initial_parameters, networks
 from .validation import check_split
 
 # scikit-learn's activation names, and ours, mapped onto ffnn's activation names.
@@ -202,7 +205,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_label = False
-        tags.input_tags.sparse = False
+        tags.input_tags.sparse = True
         return tags
 
     # ------------------------------------------------------------------ internals
@@ -258,18 +261,17 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                              f"{self.random_state!r}")
 
     def _validate_X(self, X, reset, dtype):
-        X = validate_data(self, X, reset=reset, dtype=dtype, order="C", accept_sparse=False)
-        # A read-only array is a different type to numba, so it would compile the kernels again.
-        return X if X.flags.writeable else X.copy()
+        X = validate_data(self, X, reset=reset, dtype=dtype, order="C", accept_sparse="csr")
+        return _writeable(X)
 
     def _validate_X_y(self, X, y, reset):
         X, y = validate_data(self, X, y, reset=reset, dtype=np.dtype(self.dtype), order="C",
-                             accept_sparse=False)
+                             accept_sparse="csr")
         target = type_of_target(y, input_name="y")
         if target not in ("binary", "multiclass"):
             raise ValueError(f"Unknown label type: {target!r}. ffnn.MLPClassifier needs binary or "
                              "multiclass labels (no multilabel, no continuous targets)")
-        return (X if X.flags.writeable else X.copy()), y
+        return _writeable(X), y
 
     def _optimizer(self) -> str:
         if self.solver == "sgd":
@@ -352,11 +354,14 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self._config = self._train_config(batch_size)
         backend = get_backend(self.backend)
         backend.warm_up(self.dtype)
-        dims = (self._hidden_size, len(self.classes_))
-        activation = codes.activation_code(self._config.activation)
-        optimizer = codes.optimizer_code(self._config.optimizer)
+        inputs = prepared(X, X.dtype, backend)
+        y = labels(y)
+        nets = networks(backend, [self._config], X.shape[1], len(self.classes_), [self._theta],
+                        moments=[(self._m, self._v)], steps=[self._step])
+        if self.early_stopping:
+            val_inputs, y_val = prepared(X_val, X.dtype, backend, "sparse"), labels(y_val)
         # scikit-learn divides alpha by each minibatch's own size, so a smaller last minibatch
-        # gets a larger l2: it runs as its own train_epoch call with its own hyper vector.
+        # gets a larger l2: it runs as its own train_group call with its own hyper vector.
         n_full = (n // batch_size) * batch_size
         batches = n // batch_size + (n > n_full)
         hyper_full = hyper_vector(self._config)
@@ -367,7 +372,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         stopped = False
         self.n_iter_ = 0
 
-        with limit_threads(None):
+        with limit_threads(None) as n_threads:
             for _ in range(1 if incremental else self.max_iter):
                 self._epochs_seen += 1
                 order = (epoch_order(self._fit_seed, self._epochs_seen, n) if self.shuffle
@@ -375,10 +380,11 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 loss = 0.0
                 for part, hyper in ((order[:n_full], hyper_full), (order[n_full:], hyper_last)):
                     if len(part):
-                        part_loss, self._step = backend.train_epoch(
-                            X, y, part, min(batch_size, len(part)), self._theta, self._m,
-                            self._v, self._step, *dims, activation, optimizer, hyper)
+                        nets.hyper[0] = hyper
+                        part_loss = backend.train_group(
+                            inputs, y, part, min(batch_size, len(part)), nets, [0], n_threads)[0]
                         loss += part_loss * len(part) / n
+                self._theta = nets.theta(0)
                 loss += 0.5 * float(self.alpha) * self._squared_weights() * batches / n
                 if not (math.isfinite(loss) and np.isfinite(self._theta).all()):
                     raise ValueError(
@@ -392,8 +398,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 if self.verbose:
                     print(f"Iteration {self.n_iter_}, loss = {loss:.8f}", file=sys.stdout)
                 if self.early_stopping:
-                    val_loss, val_accuracy = backend.evaluate(X_val, y_val, self._theta, *dims,
-                                                              activation)
+                    (val_loss,), (val_accuracy,) = backend.evaluate_group(
+                        val_inputs, y_val, nets, [0], n_threads)
+                    val_loss, val_accuracy = float(val_loss), float(val_accuracy)
                     self.validation_loss_curve_.append(val_loss)
                     self.validation_scores_.append(val_accuracy)
                     if self.verbose:
@@ -408,6 +415,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                     if self.verbose:
                         print(self._stop_message())
                     break
+        self._m, self._v = nets.moments(0)
+        self._step = int(nets.steps[0])
         if best_theta is not None:
             self._theta[...] = best_theta
         if not stopped and not incremental:
@@ -444,6 +453,11 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         train_idx.sort()
         val_idx.sort()
         return X[train_idx], y[train_idx], X[val_idx], y[val_idx]
+
+
+def _writeable(X):
+    """``X``, copied if it is a read-only array (numba types read-only arrays differently)."""
+    return X.copy() if isinstance(X, np.ndarray) and not X.flags.writeable else X
 
 
 def _check_choice(name, value, choices):

@@ -1,4 +1,6 @@
-"""The epoch loop: shuffle, train an epoch in the backend, validate, stop early or on divergence."""
+"""The epoch loop, shared by ``train`` (a group of one) and ``train_many``: shuffle, one engine
+epoch for every network still training, validate, early stopping, divergence, retire the
+networks that are done."""
 
 import math
 import time
@@ -10,6 +12,7 @@ import numpy as np
 from .config import DIVERGENCE_LOSS, TrainConfig
 from .data import Splits
 from .early_stopping import EarlyStopping
+from .inputs import labels, prepared
 from .kernels import codes, get_backend
 from .kernels.layout import n_params, unpack
 from .model import Network
@@ -35,9 +38,11 @@ class TrainResult:
 
     ``train_time`` is the wall time of the epoch loop (training and validation passes), excluding
     data loading, parameter initialisation and any JIT compilation, which happens before the loop
-    starts. ``train_time_source`` is ``"measured"`` for a network trained on its own.
-    ``train_cpu_time`` is the CPU time of the same epochs (``train_cpu_clock``: ``"thread"``
-    when single-threaded, else ``"process"``).
+    starts. ``train_time_source`` is ``"measured"`` for a network trained on its own,
+    ``"group-share"`` or ``"calibrated"`` for one trained by ``train_many``.
+    ``train_cpu_time`` is the CPU time of the same epochs, shared in a group as ``train_time``
+    is (``train_cpu_clock``: ``"thread"`` when single-threaded, else ``"process"``, which
+    includes the helper threads).
     The final ``train_*``, ``val_*`` and ``test_*`` metrics are those of the returned ``model``.
     """
 
@@ -57,8 +62,8 @@ class TrainResult:
     test_accuracy: float
     train_time_source: str = "measured"
     extra: dict = field(default_factory=dict)
-    # CPU seconds of the same epochs: the training thread's (``train_cpu_clock = "thread"``)
-    # when it ran single-threaded, else the whole process's (``"process"``, helpers included).
+    # CPU seconds of the same epochs (shared like ``train_time``): the training thread's
+    # (``train_cpu_clock = "thread"``) when single-threaded, else the process's (``"process"``).
     train_cpu_time: float = math.nan
     train_cpu_clock: str = ""
 
@@ -103,30 +108,29 @@ def is_diverged(loss: float, theta: np.ndarray) -> bool:
 
 @dataclass
 class PreparedData:
-    """The splits as contiguous arrays of the training dtype, converted once."""
+    """The splits as the backend takes them (``ffnn.inputs``: converted once per array, dtype
+    and backend), labels as int64 vectors."""
 
-    X_train: np.ndarray
+    train: object
     y_train: np.ndarray
-    X_val: np.ndarray
+    val: object
     y_val: np.ndarray
-    X_test: np.ndarray
+    test: object
     y_test: np.ndarray
+    n_features: int
     n_classes: int
 
     @classmethod
-    def from_splits(cls, splits: Splits, dtype: str) -> "PreparedData":
+    def from_splits(cls, splits: Splits, dtype: str, backend,
+                    input_path: str = "auto") -> "PreparedData":
+        """Validation and test inputs are only evaluated, which runs over CSR rows either way."""
         def x(a):
-            return np.ascontiguousarray(a, dtype=dtype)
+            return prepared(a, dtype, backend, "sparse")
 
-        def y(a):
-            return np.ascontiguousarray(a, dtype=np.int64)
-
-        return cls(x(splits.X_train), y(splits.y_train), x(splits.X_val), y(splits.y_val),
-                   x(splits.X_test), y(splits.y_test), splits.n_classes)
-
-    @property
-    def n_features(self) -> int:
-        return self.X_train.shape[1]
+        return cls(prepared(splits.X_train, dtype, backend, input_path),
+                   labels(splits.y_train), x(splits.X_val),
+                   labels(splits.y_val), x(splits.X_test), labels(splits.y_test),
+                   int(splits.X_train.shape[1]), splits.n_classes)
 
 
 def check_trainable(config: TrainConfig, data: PreparedData) -> None:
@@ -140,7 +144,7 @@ def check_trainable(config: TrainConfig, data: PreparedData) -> None:
 
 def end_of_epoch(config: TrainConfig, stopper: EarlyStopping, record: EpochRecord,
                  theta: np.ndarray, has_val: bool) -> tuple[bool, bool, bool]:
-    """The bookkeeping after each epoch, shared by ``train`` and ``train_many``.
+    """The bookkeeping after each epoch of one network.
 
     Returns ``(diverged, keep_best, stopped_early)``: divergence per ``is_diverged`` (on the
     training and, if any, validation loss); otherwise ``stopper`` is updated with the validation
@@ -156,86 +160,134 @@ def end_of_epoch(config: TrainConfig, stopper: EarlyStopping, record: EpochRecor
     return diverged, keep_best, stopped_early
 
 
+def networks(backend, configs, n_features: int, n_classes: int, thetas, **state):
+    """The backend's ``Networks`` for ``configs`` (all of one dtype) from flat ``thetas``."""
+    return backend.Networks(
+        n_features, n_classes, [c.hidden_size for c in configs],
+        [codes.activation_code(c.activation) for c in configs],
+        [codes.optimizer_code(c.optimizer) for c in configs],
+        [hyper_vector(c) for c in configs], thetas, configs[0].dtype, **state)
+
+
+@dataclass
+class _Member:
+    """One network of a group and its bookkeeping."""
+
+    config: TrainConfig
+    stopper: EarlyStopping
+    theta: np.ndarray | None = None
+    best_theta: np.ndarray | None = None
+    history: list[EpochRecord] = field(default_factory=list)
+    diverged: bool = False
+    stopped_early: bool = False
+    cpu_time: float = 0.0
+
+
+def train_group(configs: list[TrainConfig], splits: Splits,
+                callback: Callable[[int, EpochRecord], None] | None = None
+                ) -> tuple[list[TrainResult], float]:
+    """The one epoch loop: every configuration of ``configs`` (which share the minibatch order,
+    batch size, dtype, backend and threads) trained together on ``splits``; returns the results
+    in order and the loop's wall time.
+
+    Each epoch visits the training set in the order ``epoch_order``, in minibatches of
+    ``batch_size``; the backend trains every network still active on them (``train_group``),
+    then measures their validation loss and accuracy. Per network: ``callback(i, record)``,
+    divergence (``diverged=True``, not an exception), early stopping (with ``restore_best`` the
+    best epoch's weights are returned), and ``max_epochs``; a network that is done is retired
+    and the others go on. An epoch's ``seconds`` is its wall time shared among the networks
+    that trained in it (for a group of one: its measured time).
+    """
+    first = configs[0]
+    check_splits(splits, first.dtype)
+    backend = get_backend(first.backend)
+    data = PreparedData.from_splits(splits, first.dtype, backend, first.input_path)
+    for config in configs:
+        check_trainable(config, data)
+    backend.warm_up(first.dtype)
+    F, C = data.n_features, data.n_classes
+    nets = networks(backend, configs, F, C, [initial_parameters(c, F, C) for c in configs])
+    members = [_Member(c, EarlyStopping(c.patience, c.min_delta)) for c in configs]
+    has_val = len(data.y_val) > 0
+    active = list(range(len(configs)))
+    epoch = 0
+    with limit_threads(first.threads) as n_threads:
+        cpu_clock = time.thread_time if n_threads == 1 else time.process_time
+        wall_start = time.perf_counter()
+        while active:
+            epoch += 1
+            order = epoch_order(first.effective_shuffle_seed, epoch, len(data.y_train))
+            start, cpu_start = time.perf_counter(), cpu_clock()
+            losses = backend.train_group(data.train, data.y_train, order, first.batch_size,
+                                         nets, active, n_threads)
+            val_loss, val_accuracy = (
+                backend.evaluate_group(data.val, data.y_val, nets, active, n_threads)
+                if has_val else (np.full(len(active), math.nan),) * 2)
+            seconds = (time.perf_counter() - start) / len(active)
+            cpu = (cpu_clock() - cpu_start) / len(active)
+            still = []
+            for t, k in enumerate(active):
+                member = members[k]
+                record = EpochRecord(epoch, float(losses[t]), float(val_loss[t]),
+                                     float(val_accuracy[t]), seconds)
+                member.history.append(record)
+                member.cpu_time += cpu
+                member.theta = nets.theta(k)
+                member.diverged, keep_best, member.stopped_early = end_of_epoch(
+                    member.config, member.stopper, record, member.theta, has_val)
+                if keep_best:
+                    member.best_theta = member.theta.copy()
+                if callback is not None:
+                    callback(k, record)
+                if not (member.diverged or member.stopped_early
+                        or epoch >= member.config.max_epochs):
+                    still.append(k)
+            active = still
+        wall_time = time.perf_counter() - wall_start
+        finals = [m.best_theta if m.best_theta is not None else m.theta for m in members]
+        results = _results(backend, configs, members, finals, data, n_threads)
+        for result, member in zip(results, members, strict=True):
+            result.train_cpu_time = member.cpu_time
+            result.train_cpu_clock = "thread" if n_threads == 1 else "process"
+        return results, wall_time
+
+
+def _results(backend, configs, members, thetas, data, n_threads) -> list[TrainResult]:
+    """One ``TrainResult`` per member, its final metrics those of the returned weights."""
+    final = networks(backend, configs, data.n_features, data.n_classes, thetas)
+    everyone = list(range(len(configs)))
+    metrics = []
+    for inputs, y in ((data.train, data.y_train), (data.val, data.y_val),
+                      (data.test, data.y_test)):
+        metrics.append(backend.evaluate_group(inputs, y, final, everyone, n_threads) if len(y)
+                       else (np.full(len(configs), math.nan),) * 2)
+    results = []
+    for k, (config, member, theta) in enumerate(zip(configs, members, thetas, strict=True)):
+        model = Network(theta, data.n_features, config.hidden_size, data.n_classes,
+                        config.activation, config.backend, config)
+        epochs = len(member.history)
+        results.append(TrainResult(
+            model=model, config=config, history=member.history, epochs=epochs,
+            best_epoch=member.stopper.best_epoch if config.early_stopping else epochs,
+            stopped_early=member.stopped_early, diverged=member.diverged,
+            train_time=sum(r.seconds for r in member.history),
+            train_loss=float(metrics[0][0][k]), train_accuracy=float(metrics[0][1][k]),
+            val_loss=float(metrics[1][0][k]), val_accuracy=float(metrics[1][1][k]),
+            test_loss=float(metrics[2][0][k]), test_accuracy=float(metrics[2][1][k]),
+            extra={"input_path": getattr(data.train, "path", "dense")}))
+    return results
+
+
 def train(config: TrainConfig, splits: Splits, *,
           callback: Callable[[EpochRecord], None] | None = None) -> TrainResult:
     """Train one network on ``splits.X_train`` and report it on validation and test data.
 
-    Every epoch visits the training set in a fresh order (``epoch_order``), in minibatches of
-    ``batch_size`` (the last one smaller), then measures validation loss and accuracy and calls
-    ``callback(record)``. Early stopping (``config.early_stopping``) follows ``EarlyStopping``;
-    with ``restore_best`` the best epoch's weights are returned, otherwise the last epoch's.
-    A non-finite or huge loss, or non-finite weights, stop training with ``diverged=True``
-    instead of raising.
+    ``train`` is ``train_group`` with a group of one (see there for the epoch loop, early
+    stopping and divergence); ``callback(record)`` is called after every epoch. ``X`` may be a
+    dense array or a ``scipy.sparse`` matrix (never densified).
     """
-    check_splits(splits, config.dtype)
-    data = PreparedData.from_splits(splits, config.dtype)
-    check_trainable(config, data)
-    backend = get_backend(config.backend)
-    backend.warm_up(config.dtype)
-    theta = initial_parameters(config, data.n_features, data.n_classes)
-    m, v = np.zeros_like(theta), np.zeros_like(theta)
-    dims = (config.hidden_size, data.n_classes)
-    activation = codes.activation_code(config.activation)
-    optimizer = codes.optimizer_code(config.optimizer)
-    hyper = hyper_vector(config)
-    stopper = EarlyStopping(config.patience, config.min_delta)
-    best_theta = None
-    history, step, diverged, stopped_early = [], 0, False, False
-    has_val = len(data.y_val) > 0
-
-    with limit_threads(config.threads) as n_threads:
-        cpu_clock = time.thread_time if n_threads == 1 else time.process_time
-        cpu_time = 0.0
-        for epoch in range(1, config.max_epochs + 1):
-            order = epoch_order(config.effective_shuffle_seed, epoch, len(data.y_train))
-            start, cpu_start = time.perf_counter(), cpu_clock()
-            train_loss, step = backend.train_epoch(
-                data.X_train, data.y_train, order, config.batch_size, theta, m, v, step, *dims,
-                activation, optimizer, hyper)
-            val_loss, val_accuracy = (
-                backend.evaluate(data.X_val, data.y_val, theta, *dims, activation)
-                if has_val else (math.nan, math.nan))
-            record = EpochRecord(epoch, train_loss, val_loss, val_accuracy,
-                                 time.perf_counter() - start)
-            cpu_time += cpu_clock() - cpu_start
-            history.append(record)
-            diverged, keep_best, stopped_early = end_of_epoch(config, stopper, record, theta,
-                                                              has_val)
-            if keep_best:
-                best_theta = theta.copy()
-            if callback is not None:
-                callback(record)
-            if diverged or stopped_early:
-                break
-
-        if best_theta is not None:
-            theta = best_theta
-        model = Network(theta, data.n_features, config.hidden_size, data.n_classes,
-                        config.activation, config.backend, config)
-        result = _result(config, model, data, history, stopper, diverged, stopped_early)
-        result.train_cpu_time, result.train_cpu_clock = cpu_time, (
-            "thread" if n_threads == 1 else "process")
-        return result
-
-
-def _result(config, model, data, history, stopper, diverged, stopped_early) -> TrainResult:
-    def metrics(X, y):
-        return model.evaluate(X, y) if len(y) else (math.nan, math.nan)
-
-    epochs = len(history)
-    return TrainResult(
-        model=model,
-        config=config,
-        history=history,
-        epochs=epochs,
-        best_epoch=stopper.best_epoch if config.early_stopping else epochs,
-        stopped_early=stopped_early,
-        diverged=diverged,
-        train_time=sum(r.seconds for r in history),
-        **dict(zip(("train_loss", "train_accuracy"), metrics(data.X_train, data.y_train),
-                     strict=True)),
-        **dict(zip(("val_loss", "val_accuracy"), metrics(data.X_val, data.y_val),
-                     strict=True)),
-        **dict(zip(("test_loss", "test_accuracy"), metrics(data.X_test, data.y_test),
-                     strict=True)),
-    )
+    if not isinstance(config, TrainConfig):
+        raise ValueError(f"config: expected a TrainConfig, got {type(config).__name__}")
+    (result,), _ = train_group([config], splits,
+                               None if callback is None else lambda _, record: callback(record))
+    return result

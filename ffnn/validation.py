@@ -40,7 +40,7 @@ def check_features(split: str, X, *, n_features: int | None = None, dtype=None,
     """Raise ``ValueError`` unless ``X`` is a finite 2-D real array (``n_features`` columns if
     given) whose values stay finite when converted to ``dtype`` (if given)."""
     label = f"{split} features ({name})"
-    X = np.asarray(X)
+    X = _dense_or_sparse(X)
     if X.ndim != 2:
         raise ValueError(f"{label}: expected a 2-D array (n_samples, n_features), "
                          f"got shape {X.shape}")
@@ -75,7 +75,7 @@ def check_labels(split: str, y, n_classes: int, *, n_rows: int | None = None,
 def check_split(split: str, X, y, n_classes: int, *, n_features: int | None = None, dtype=None,
                 x_name: str = "X", y_name: str = "y") -> None:
     """Both checks above for one split, labels first (cheap) and finiteness last."""
-    X = np.asarray(X)
+    X = _dense_or_sparse(X)
     if X.ndim == 2:
         check_labels(split, y, n_classes, n_rows=X.shape[0], name=y_name, x_name=x_name)
     check_features(split, X, n_features=n_features, dtype=dtype, name=x_name)
@@ -88,10 +88,16 @@ def check_splits(splits, dtype=None) -> None:
     n_classes = check_n_classes(splits.n_classes)
     n_features = None
     for part, split in SPLIT_NAMES.items():
-        X = np.asarray(getattr(splits, f"X_{part}"))
+        X = _dense_or_sparse(getattr(splits, f"X_{part}"))
         check_split(split, X, getattr(splits, f"y_{part}"), n_classes, n_features=n_features,
                     dtype=dtype, x_name=f"X_{part}", y_name=f"y_{part}")
         n_features = X.shape[1]
+
+
+def _dense_or_sparse(X):
+    """``X`` as an array, or unchanged if it is a ``scipy.sparse`` matrix (checked through its
+    stored values, never densified)."""
+    return X if hasattr(X, "tocoo") else np.asarray(X)
 
 
 def _check_finite(label: str, X: np.ndarray, dtype) -> None:
@@ -99,6 +105,17 @@ def _check_finite(label: str, X: np.ndarray, dtype) -> None:
 
     Two reductions (min and max, which propagate NaN) decide; only a failing array pays for
     locating the culprit."""
+    if hasattr(X, "tocoo"):  # scipy.sparse: its stored values, located through COO
+        coo = X.tocoo()
+        X = np.zeros((1, 0), X.dtype) if coo.nnz == 0 else coo.data[None, :]
+        try:
+            _check_finite(label, X, dtype)
+        except ValueError as e:
+            t = int(np.argwhere(~(np.abs(coo.data) <= float(np.finfo(
+                coo.dtype if dtype is None else dtype).max)))[0, 0])
+            raise ValueError(str(e).replace(f"at row 0, column {t}",
+                                            f"at row {coo.row[t]}, column {coo.col[t]}")) from None
+        return
     if X.size == 0 or X.dtype.kind != "f":
         return  # integers fit every float dtype this package trains in
     limit = float(np.finfo(X.dtype if dtype is None else dtype).max)

@@ -10,6 +10,8 @@ The gradient and the optimizer state (``m``, ``v``) use the same layout.
 
 import numpy as np
 
+from . import codes
+
 
 def n_params(n_features: int, hidden_size: int, n_classes: int) -> int:
     """Length of ``theta`` for a network of these dimensions."""
@@ -29,10 +31,15 @@ def unpack(theta: np.ndarray, n_features: int, hidden_size: int, n_classes: int)
     )
 
 
-def weight_mask(n_features: int, hidden_size: int, n_classes: int) -> np.ndarray:
-    """Boolean mask over ``theta`` that is True on weights and False on biases."""
-    mask = np.zeros(n_params(n_features, hidden_size, n_classes), dtype=bool)
-    W1, _, W2, _ = unpack(mask, n_features, hidden_size, n_classes)
-    W1[...] = True
-    W2[...] = True
-    return mask
+def describe(nets, n_features, n_classes, hidden, activation, optimizer, hyper, steps=None):
+    """Set what both backends' ``Networks`` hold about K networks: ``n_features``,
+    ``n_classes``, ``hidden`` sizes, ``activation`` and ``optimizer`` codes (int64 vectors),
+    ``hyper`` (K x ``codes.N_HYPER`` float64, read at every epoch, may change between calls)
+    and the 1-based optimizer ``steps`` taken so far."""
+    nets.n_features, nets.n_classes = int(n_features), int(n_classes)
+    nets.hidden = np.array(hidden, dtype=np.int64)
+    nets.activation = np.array(activation, dtype=np.int64)
+    nets.optimizer = np.array(optimizer, dtype=np.int64)
+    nets.hyper = np.array(hyper, dtype=np.float64).reshape(len(nets.hidden), codes.N_HYPER)
+    nets.steps = (np.zeros(len(nets.hidden), np.int64) if steps is None
+                  else np.array(steps, dtype=np.int64))

@@ -30,17 +30,28 @@ PyTorch's ``torch.optim`` rules:
               theta -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)
 
 ``b`` and ``m`` are stored in the state vector ``m``, the squared averages in ``v``.
-Every function here has a compiled twin of the same name and signature in the numba backend.
+``forward`` and ``evaluate`` have compiled twins of the same name and signature in the engine
+(``engine.py``). ``train_group`` and ``evaluate_group`` are the K-network twins of the engine's
+functions of those names: they loop over the networks, each trained by ``train_epoch``.
+Inputs may be dense arrays or ``scipy.sparse`` matrices (``prepare``).
 """
 
 import numpy as np
 
 from . import codes
-from .layout import unpack
+from .layout import describe, unpack
 
 
 def warm_up(dtype: str) -> None:
     """Nothing to compile in the reference backend."""
+
+
+def prepare(X, dtype, path="auto"):
+    """``X`` in the training dtype: a C-contiguous array, or a CSR matrix if it is sparse
+    (``path`` is the engine's choice of first-layer path; the reference has one)."""
+    if hasattr(X, "tocsr"):
+        return X.tocsr().astype(dtype)
+    return np.ascontiguousarray(X, dtype=dtype)
 
 
 def activate(Z: np.ndarray, activation: int) -> np.ndarray:
@@ -167,3 +178,47 @@ def evaluate(X, y, theta, hidden_size, n_classes, activation):
     loss = -log_P[np.arange(len(y)), y].mean()
     accuracy = (log_P.argmax(axis=1) == y).mean()
     return float(loss), float(accuracy)
+
+
+class Networks:
+    """K networks as flat parameter vectors (``layout.py``) with their optimizer states, step
+    counters, codes and hyperparameters: the plain form of the engine's packed ``Networks``,
+    with the same constructor and accessors."""
+
+    def __init__(self, n_features, n_classes, hidden, activation, optimizer, hyper, thetas,
+                 dtype, moments=None, steps=None):
+        describe(self, n_features, n_classes, hidden, activation, optimizer, hyper, steps)
+        self.thetas = [np.array(theta, dtype=dtype) for theta in thetas]
+        self.states = ([(np.array(m, dtype=dtype), np.array(v, dtype=dtype)) for m, v in moments]
+                       if moments is not None else
+                       [(np.zeros_like(t), np.zeros_like(t)) for t in self.thetas])
+
+    def __len__(self):
+        return len(self.hidden)
+
+    def theta(self, k: int) -> np.ndarray:
+        return self.thetas[k].copy()
+
+    def moments(self, k: int):
+        return self.states[k][0].copy(), self.states[k][1].copy()
+
+
+def train_group(inputs, y, order, batch_size, nets, active, threads=1):
+    """One epoch of each network ``active`` (indices into ``nets``), one after another; returns
+    their mean minibatch losses in that order. ``threads`` is ignored."""
+    losses = []
+    for k in active:
+        m, v = nets.states[k]
+        loss, nets.steps[k] = train_epoch(
+            inputs, y, order, batch_size, nets.thetas[k], m, v, int(nets.steps[k]),
+            int(nets.hidden[k]), nets.n_classes, int(nets.activation[k]),
+            int(nets.optimizer[k]), nets.hyper[k])
+        losses.append(loss)
+    return np.array(losses)
+
+
+def evaluate_group(inputs, y, nets, active, threads=1):
+    """``(losses, accuracies)`` of the networks ``active`` on ``(inputs, y)``, in that order."""
+    results = [evaluate(inputs, y, nets.thetas[k], int(nets.hidden[k]), nets.n_classes,
+                        int(nets.activation[k])) for k in active]
+    return np.array([r[0] for r in results]), np.array([r[1] for r in results])

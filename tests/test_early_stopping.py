@@ -4,6 +4,7 @@ import types
 
 import numpy as np
 import pytest
+from ffnn.kernels import reference
 
 import ffnn
 from ffnn import training
@@ -17,15 +18,19 @@ def scripted_backend(losses):
     """A backend whose epoch ``e`` writes ``e`` into every weight and whose validation loss after
     epoch ``e`` is ``losses[e - 1]``: the returned weights tell which epoch was restored."""
 
-    def train_epoch(X, y, order, batch_size, theta, m, v, step, *rest):
-        theta[:] = step + 1  # one step per epoch here, so step + 1 is the epoch
-        return 1.0, step + 1
+    def train_group(inputs, y, order, batch_size, nets, active, threads=1):
+        for k in active:
+            nets.steps[k] += 1  # one step per epoch here, so the step is the epoch
+            nets.thetas[k][:] = nets.steps[k]
+        return np.ones(len(active))
 
-    def evaluate(X, y, theta, *rest):
-        return losses[int(theta[0]) - 1], 0.5
+    def evaluate_group(inputs, y, nets, active, threads=1):
+        return (np.array([losses[int(nets.thetas[k][0]) - 1] for k in active]),
+                np.full(len(active), 0.5))
 
-    return types.SimpleNamespace(warm_up=lambda dtype: None, train_epoch=train_epoch,
-                                 evaluate=evaluate)
+    return types.SimpleNamespace(__name__="scripted", warm_up=lambda dtype: None,
+                                 prepare=reference.prepare, Networks=reference.Networks,
+                                 train_group=train_group, evaluate_group=evaluate_group)
 
 
 @pytest.fixture

@@ -388,3 +388,15 @@ def test_clone_keeps_params_and_drops_fitted_state():
     copy = clone(clf)
     assert copy.get_params() == clf.get_params()
     assert not hasattr(copy, "classes_")
+
+
+def test_scipy_sparse_input_fits_and_predicts_like_dense_input():
+    import scipy.sparse
+
+    X, y = _blobs()
+    X = np.where(X > np.median(X), X, 0.0).astype(np.float32)
+    dense = MLPClassifier(max_iter=5, random_state=0).fit(X, y)
+    sparse = MLPClassifier(max_iter=5, random_state=0).fit(scipy.sparse.csr_matrix(X), y)
+    np.testing.assert_array_equal(sparse.coefs_[0], dense.coefs_[0])
+    np.testing.assert_array_equal(sparse.predict_proba(scipy.sparse.csr_matrix(X)),
+                                  dense.predict_proba(X))

@@ -91,9 +91,6 @@ def train_task(task: Task, fingerprints: dict[str, str], costs: dict[str, dict])
     data = task[0].data
     prepare_worker(data, fingerprints, sorted({run.config.backend for run in task}))
     if task[0].grouped:
-        from ..kernels import grouped
-
-        grouped.warm_up(task[0].config.dtype)
         splits = _splits(data, task[0].config.dtype)
         results = train_many([run.config for run in task], splits, calibrate=False)
     else:

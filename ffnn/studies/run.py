@@ -282,10 +282,6 @@ def _warm_up(pending: Sequence[Run]) -> None:
 
     for backend, dtype in {(r.config.backend, r.config.dtype) for r in pending}:
         get_backend(backend).warm_up(dtype)
-    for dtype in {r.config.dtype for r in pending if r.grouped}:
-        from ..kernels import grouped
-
-        grouped.warm_up(dtype)
 
 
 def _measure_costs(out, pending, loaded, executor, window, workers, retime, timing, by_study

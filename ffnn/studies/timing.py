@@ -7,7 +7,8 @@ time cannot be split among its members. Their train time is therefore ``epochs x
 The timing key holds every field that changes the work of an epoch:
 
 * ``hidden_sizes`` (the hidden layer widths), ``activation``, ``optimizer``, ``batch_size``,
-  ``dtype``, ``backend``, ``threads``, and whether ``l2`` is zero (a nonzero ``l2`` adds a
+  ``dtype``, ``backend``, ``threads``, ``input_path`` (the engine's first-layer path), and
+  whether ``l2`` is zero (a nonzero ``l2`` adds a
   weight-decay term to every update; its size does not change the work);
 * the data: ``n_train`` and ``n_val`` (an epoch is a training pass and a validation pass),
   ``n_features`` and ``n_classes``.
@@ -80,6 +81,7 @@ class TimingKey:
     n_val: int
     n_features: int | None
     n_classes: int | None
+    input_path: str = "auto"
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -111,7 +113,8 @@ def key_from_sizes(config, *, n_train: int, n_val: int, n_features: int | None,
         hidden_sizes=tuple(int(h) for h in hidden), activation=config.activation,
         optimizer=config.optimizer, batch_size=config.batch_size, dtype=config.dtype,
         backend=config.backend, threads=config.threads, l2_nonzero=config.l2 != 0,
-        n_train=n_train, n_val=n_val, n_features=n_features, n_classes=n_classes)
+        n_train=n_train, n_val=n_val, n_features=n_features, n_classes=n_classes,
+        input_path=getattr(config, "input_path", "auto"))
 
 
 @dataclass(frozen=True)
