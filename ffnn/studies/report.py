@@ -179,8 +179,10 @@ def verdict_text(spec: StudySpec, rows: list[Row], quantity: str, what: str) -> 
                 f"{seconds_cell(row.stat('train_time')[0], math.nan)}")
 
     if v.kind == "best":
-        against = f" (Welch p = {v.p_value:.2g} against {_name(spec, v.runner_up)})" \
-            if v.runner_up else ""
+        against = "" if not v.runner_up else (
+            f" (Welch p = {v.p_value:.2g} against {_name(spec, v.runner_up)})" if v.p_value > 0
+            else f" (against {_name(spec, v.runner_up)}: identical per-run values, a "
+                 "difference beyond the per-epoch cost spread)")
         return f"{what}: {_name(spec, v.leader)} ({detail(lead)}){against}."
     if v.kind == "tie":
         return (f"{what}: {_name(spec, v.leader)} and {v.runner_up} tie, within noise "
