@@ -111,3 +111,12 @@ def test_predictions_and_confusion_figures_of_a_trained_model(tmp_path, small_mn
                                 "hidden 10")
     for path in paths:
         _assert_a_real_picture(path)
+
+
+def test_a_settings_figures_use_the_repeat_with_the_lower_median_test_accuracy():
+    from ffnn.studies.report import median_run
+
+    row = Row("x", {}, [_run("x", r, 1.0, acc) for r, acc in enumerate((0.9, 0.8, 0.95, 0.85))])
+    assert median_run(row)["repeat"] == 3  # 0.8 < [0.85] < 0.9 < 0.95
+    assert median_run(Row("y", {}, [_run("y", 0, 1.0, 0.5)]))["repeat"] == 0
+    assert median_run(Row("z")) is None

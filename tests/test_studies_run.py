@@ -209,3 +209,43 @@ def test_the_report_says_where_each_option_came_from(tmp_path):
     assert outcome.total == 6
     assert ("Options: repeats from the command line; max_epochs, test_size, train_size, "
             "val_size from the study file; the rest default.") in outcome.report
+
+
+def test_library_loggers_propagate_and_configure_no_console(lr_study):
+    logger = logging.getLogger("ffnn.studies")
+    assert logger.propagate and logging.getLogger("ffnn").propagate
+    assert not any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
+                   for h in logger.handlers + logging.getLogger("ffnn").handlers)
+
+
+def test_a_study_written_before_honest_timing_still_reports(tmp_path):
+    """A plan and records of format 3 (no values, no timing key or cost): the report reads them,
+    calls their times what they were, and rebuilds."""
+    from test_records import valid_record
+
+    from ffnn.studies.report import rebuild_reports
+
+    directory = tmp_path / "old"
+    directory.mkdir()
+    old_fields = ("values", "train_time_kind", "epoch_cost", "epoch_cost_spread", "timing_key")
+    records = []
+    for i, (setting, source) in enumerate([("adam", "measured"), ("gd", "calibrated")] * 2):
+        record = valid_record("abcd"[i], format=3, setting=setting, value=setting, repeat=i // 2,
+                              train_time_source=source, train_time=0.2 + i / 100,
+                              calibration_epoch_seconds=0.1 if source == "calibrated" else None)
+        records.append({k: v for k, v in record.items() if k not in old_fields})
+    (directory / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    (directory / "plan.json").write_text(json.dumps({
+        "study": {"name": "old", "description": "", "parameter": "optimizer",
+                  "values": ["adam", "gd"], "base": {}, "label": "Optimizer",
+                  "source": "built-in"},
+        "options": {"repeats": 2, "seed": 0, "backend": "numpy", "max_epochs": 2,
+                    "data": {"path": None, "train_size": 300, "val_size": 100,
+                             "test_size": 100, "split_seed": 0}},
+        "data": {"float32": records[0]["data"]},
+        "runs": [{"key": r["key"], "setting": r["setting"], "value": r["value"],
+                  "repeat": r["repeat"], "grouped": False} for r in records]}))
+    [text], summary = rebuild_reports(directory)
+    assert summary is None and "4 of 4 runs recorded" in text
+    assert "| adam | 0.21 ± 0.01 s | wall |" in text and "| gd | 0.22 ± 0.01 s | calibrated |" in text
+    assert len(export.read_csv_rows(directory / "runs.csv")) == 4
