@@ -18,8 +18,10 @@ import ffnn
 
 _LOAD_AT_START = {}
 REPO = Path(__file__).resolve().parent.parent
-# The issue's line counter (``python ../shared/tools/sloc.py kernels/*.py``), where present.
-SLOC_TOOL = REPO.parent / "shared" / "tools" / "sloc.py"
+# The issue's line counter (``python ../shared/tools/sloc.py kernels/*.py``): the nearest
+# ``shared/tools/sloc.py`` above the repository, where there is one.
+SLOC_TOOL = next((p / "shared" / "tools" / "sloc.py" for p in REPO.parents
+                  if (p / "shared" / "tools" / "sloc.py").is_file()), None)
 
 
 def pytest_sessionstart(session):
@@ -61,7 +63,7 @@ def _version(module):
 def _kernels_code_lines():
     """Code lines of ``kernels/*.py`` by the issue's counter, or None without it."""
     files = sorted(str(p) for p in (REPO / "kernels").glob("*.py"))
-    if not SLOC_TOOL.is_file() or not files:
+    if SLOC_TOOL is None or not files:
         return None
     out = subprocess.run([sys.executable, str(SLOC_TOOL), *files], capture_output=True,
                          text=True, check=False).stdout.split()

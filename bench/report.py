@@ -149,18 +149,22 @@ def epoch_table(results: Results) -> list[str]:
 
 def own_clock_table(benchmarks: list[dict]) -> list[str]:
     """The benchmark's clock against ``train``'s own (``EpochRecord.seconds``), ffnn rows."""
-    rows = []
+    cells = {}
     for b in benchmarks:
         info = b.get("extra_info", {})
         if info.get("suite") in ("epoch", "dense") and "own_epoch_median" in info:
-            rows.append([info["suite"], info["workload"], info["optimizer"], row_label(info),
-                         ms(info["epoch_median"]), ms(info["own_epoch_median"])])
-    if not rows:
+            line = (info["suite"], info["workload"], info["optimizer"])
+            cells.setdefault(line, {})[row_label(info)] = (
+                f"{ms(info['epoch_median'])} / {ms(info['own_epoch_median'])}")
+    if not cells:
         return []
-    return [*table(["suite", "workload", "optimizer", "row", "benchmark clock (ms)",
-                    "`EpochRecord.seconds` (ms)"], rows), "",
-            "The two clocks of the ffnn rows: the benchmark's (between epoch ends, whole loop) "
-            "and `train`'s own per-epoch record (medians of the same epochs)."]
+    present = columns(label for line in cells.values() for label in line)
+    rows = [[suite, workload, optimizer, *(cells[key].get(label, "-") for label in present)]
+            for key in sorted(cells, key=lambda k: (k[0] != "epoch", k[1], k[2]))
+            for suite, workload, optimizer in [key]]
+    return [*table(["suite", "workload", "optimizer", *present], rows), "",
+            "The two clocks of the ffnn rows, ms per epoch: the benchmark's (between epoch ends, "
+            "the whole loop) / `train`'s own `EpochRecord.seconds`, medians of the same epochs."]
 
 
 def grouped_table(results: Results) -> list[str]:
@@ -272,6 +276,7 @@ def footer(data: dict) -> list[str]:
         f"BLAS thread pools (threadpoolctl): {pools or 'none loaded'}. Environment: {env_text}.",
         f"Recorded {info.get('recorded_at', data.get('datetime', '?'))}"
         + (f", commit {commit.get('id', '')[:10]}" if commit.get("id") else "")
+        + (" (with uncommitted changes)" if commit.get("dirty") else "")
         + f"; `python bench/report.py` from `{Path(data['_path']).name}`.",
     ]
     if info.get("rounds_override"):

@@ -103,30 +103,28 @@ def _epoch_checks():
     return checks
 
 
+def _speed_up(slow, fast):
+    """Whole-call time of grouped row ``slow`` over that of row ``fast``."""
+    return lambda r: ratio(_grouped(*slow, "call")(r), _grouped(*fast, "call")(r))
+
+
 def _grouped_checks():
-    return [
-        Check("target", "grouped", ("train_many", 5, 10, 1),
-              "`train_many` K = 5, hidden 10", "1",
+    many5, many10, many10x2 = ("train_many", 5, 10, 1), ("train_many", 10, 10, 1), \
+        ("train_many", 10, 10, 2)
+    checks = [
+        Check("target", "grouped", many5, "`train_many` K = 5, hidden 10", "1",
               ">= 2x faster than the same five trained alone (whole calls)",
-              lambda r: ratio(_grouped("alone", 5, 10, 1, "call")(r),
-                              _grouped("train_many", 5, 10, 1, "call")(r)),
-              _at_least(2), "x"),
-        Check("target", "grouped", ("train_many", 10, 10, 2),
-              "`train_many` K = 10, hidden 10", "2",
-              ">= 1.6x faster than at 1 thread (whole calls)",
-              lambda r: ratio(_grouped("train_many", 10, 10, 1, "call")(r),
-                              _grouped("train_many", 10, 10, 2, "call")(r)),
+              _speed_up(("alone", 5, 10, 1), many5), _at_least(2), "x"),
+        Check("target", "grouped", many10x2, "`train_many` K = 10, hidden 10", "2",
+              ">= 1.6x faster than at 1 thread (whole calls)", _speed_up(many10, many10x2),
               _at_least(1.6), "x"),
-        Check("goal", "grouped", ("train_many", 5, 10, 1), "K = 5", "1",
-              "<= 3 ms per model-epoch", _grouped("train_many", 5, 10, 1, "per_model_epoch"),
-              _at_most(3e-3), "ms"),
-        Check("goal", "grouped", ("train_many", 10, 10, 2), "K = 10", "2",
-              "<= 1.5 ms per model-epoch", _grouped("train_many", 10, 10, 2, "per_model_epoch"),
-              _at_most(1.5e-3), "ms"),
-        Check("goal", "grouped", ("train_many", 5, 100, 1), "K = 5, hidden 100", "1",
-              "<= 40 ms per model-epoch", _grouped("train_many", 5, 100, 1, "per_model_epoch"),
-              _at_most(40e-3), "ms"),
     ]
+    for key, row, ms in ((many5, "K = 5", 3), (many10x2, "K = 10", 1.5),
+                         (("train_many", 5, 100, 1), "K = 5, hidden 100", 40)):
+        checks.append(Check("goal", "grouped", key, row, str(key[3]),
+                            f"<= {ms} ms per model-epoch", _grouped(*key, "per_model_epoch"),
+                            _at_most(ms / 1e3), "ms"))
+    return checks
 
 
 def _dense_vs(other):

@@ -104,5 +104,5 @@ def test_grouped(benchmark, mnist, mode, k, hidden, threads, n_rounds):
         call_seconds=calls, call_median=float(np.median(calls)),
         per_model_epoch_seconds=per_model_epoch,
         per_model_epoch_median=float(np.median(per_model_epoch)),
-        train_time_source=sorted({r.train_time_source for r in results}),
+        train_time_source=sorted({str(getattr(r, "train_time_source", "")) for r in results}),
         val_accuracy_min=min(r.val_accuracy for r in results))
