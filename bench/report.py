@@ -159,9 +159,8 @@ def own_clock_table(benchmarks: list[dict]) -> list[str]:
     if not cells:
         return []
     present = columns(label for line in cells.values() for label in line)
-    rows = [[suite, workload, optimizer, *(cells[key].get(label, "-") for label in present)]
-            for key in sorted(cells, key=lambda k: (k[0] != "epoch", k[1], k[2]))
-            for suite, workload, optimizer in [key]]
+    rows = [[*key, *(cells[key].get(label, "-") for label in present)]
+            for key in sorted(cells, key=lambda k: (k[0] != "epoch", k[1], k[2]))]
     return [*table(["suite", "workload", "optimizer", *present], rows), "",
             "The two clocks of the ffnn rows, ms per epoch: the benchmark's (between epoch ends, "
             "the whole loop) / `train`'s own `EpochRecord.seconds`, medians of the same epochs."]

@@ -70,16 +70,18 @@ def standardised(splits: ffnn.Splits) -> ffnn.Splits:
     def scale(A):
         return ((A - mean) / std).astype(np.float32)
 
-    return ffnn.Splits(scale(splits.X_train), splits.y_train, scale(splits.X_val), splits.y_val,
-                       scale(splits.X_test), splits.y_test, splits.n_classes,
-                       f"{splits.source}, standardised")
+    return ffnn.Splits(X_train=scale(splits.X_train), y_train=splits.y_train,
+                       X_val=scale(splits.X_val), y_val=splits.y_val,
+                       X_test=scale(splits.X_test), y_test=splits.y_test,
+                       n_classes=splits.n_classes, source=f"{splits.source}, standardised")
 
 
 def subset(splits: ffnn.Splits, n_train: int = 1000, n_val: int = 200) -> ffnn.Splits:
     """The first images of each split (warm-up runs on the same kind of data)."""
-    return ffnn.Splits(splits.X_train[:n_train], splits.y_train[:n_train],
-                       splits.X_val[:n_val], splits.y_val[:n_val], splits.X_test[:0],
-                       splits.y_test[:0], splits.n_classes, f"{splits.source}, subset")
+    return ffnn.Splits(X_train=splits.X_train[:n_train], y_train=splits.y_train[:n_train],
+                       X_val=splits.X_val[:n_val], y_val=splits.y_val[:n_val],
+                       X_test=splits.X_test[:0], y_test=splits.y_test[:0],
+                       n_classes=splits.n_classes, source=f"{splits.source}, subset")
 
 
 def nonzero_fraction(splits: ffnn.Splits) -> float:
@@ -153,15 +155,16 @@ def plain(values: dict) -> dict:
 
 
 # ----------------------------------------------------------------------------- implementations
-# Each implementation is a factory ``(workload, optimizer, splits) -> run(epochs) -> RunLog``.
-# Building it is untimed; each ``run`` trains a new network from its initial weights.
+# Each implementation is a factory ``(threads, workload, optimizer, splits) -> run``, where
+# ``run(epochs) -> RunLog``. Building it is untimed; each ``run`` trains a new network from its
+# initial weights.
 
-def ffnn_config(workload: Workload, optimizer: str, backend: str, threads: int,
-                **changes) -> ffnn.TrainConfig:
+def ffnn_config(workload: Workload, optimizer: str, backend: str,
+                threads: int) -> ffnn.TrainConfig:
     return ffnn.TrainConfig(
         hidden_size=workload.hidden_size, batch_size=workload.batch_size, dtype=workload.dtype,
         activation=ACTIVATION, optimizer=optimizer, learning_rate=LEARNING_RATE[optimizer],
-        backend=backend, threads=threads, early_stopping=False, **changes)
+        backend=backend, threads=threads, early_stopping=False)
 
 
 def warm(config: ffnn.TrainConfig, splits: ffnn.Splits) -> None:
