@@ -4,7 +4,8 @@
     python bench/report.py RUN.json [--output table.md]
     python bench/report.py --update README.md docs/grouped.md   # rewrite the marked blocks
 
-One table per suite (``epoch``, ``grouped``, ``dense``, ``compile``, ``estimator``, ``study``):
+One table per suite (``epoch``, ``busy``, ``grouped``, ``dense``, ``compile``, ``estimator``,
+``study``):
 medians side by side, the ratios the issue asks about, and a column per acceptance target and
 goal of issue 11 (``bench/targets.py``) with whether it is met; before them the summary of every
 target and goal; after them a footer with the machine, the load average at the start and end of
@@ -27,7 +28,6 @@ from ffnn.kernels import BACKENDS
 from targets import CHECKS, Results, checks_for, ratio
 
 DEFAULT_RUN = Path(__file__).resolve().parent / "results" / "latest.json"
-SUITES = ("epoch", "grouped", "dense", "compile", "estimator", "study")
 WORKLOADS = {"W1": "hidden 10, batch 250, float32", "W2": "hidden 100, batch 250, float32",
              "W3": "hidden 10, batch 50, float32", "W4": "hidden 100, batch 250, float64"}
 MARKER = re.compile(r"(<!-- bench-report:?([^>]*?)-->\n)(.*?)(<!-- /bench-report -->)", re.S)
@@ -61,8 +61,8 @@ def collect(benchmarks: list[dict], machine: dict) -> Results:
         if suite == "epoch":
             results.epoch[(info["workload"], info["optimizer"], row_label(info))] = \
                 info["epoch_median"]
-        elif suite == "dense":
-            results.dense[row_label(info)] = info["epoch_median"]
+        elif suite in ("dense", "busy"):
+            getattr(results, suite)[row_label(info)] = info["epoch_median"]
         elif suite == "grouped":
             results.grouped[(info["mode"], info["k"], info["hidden_size"], info["threads"])] = {
                 "call": info["call_median"], "per_model_epoch": info["per_model_epoch_median"]}
@@ -164,6 +164,20 @@ def own_clock_table(benchmarks: list[dict]) -> list[str]:
     return [*table(["suite", "workload", "optimizer", *present], rows), "",
             "The two clocks of the ffnn rows, ms per epoch: the benchmark's (between epoch ends, "
             "the whole loop) / `train`'s own `EpochRecord.seconds`, medians of the same epochs."]
+
+
+def busy_table(results: Results) -> list[str]:
+    if not results.busy:
+        return []
+    present = columns(results.busy)
+    one, two = results.busy.get("ffnn-numba 1t"), results.busy.get("ffnn-numba 2t")
+    return [*table(["W1 (adam), another process busy on one core", *present,
+                    "1t / 2t (above 1: the second thread gains)"],
+                   [["ms per epoch", *(ms(results.busy[label]) for label in present),
+                     times(ratio(one, two))]]), "",
+            "The epoch protocol while a child process spins on one core: whether a second "
+            "thread for one network still gains when the machine is not idle (issue 11, "
+            "Threads)."]
 
 
 def grouped_table(results: Results) -> list[str]:
@@ -291,6 +305,7 @@ def render(data: dict, sections=None) -> str:
         "summary": summary_table(results),
         "epoch": epoch_table(results) + ([""] + own_clock_table(benchmarks)
                                           if own_clock_table(benchmarks) else []),
+        "busy": busy_table(results),
         "grouped": grouped_table(results),
         "dense": dense_table(results, benchmarks),
         "compile": compile_table(results),

@@ -14,14 +14,16 @@ from dataclasses import dataclass, field
 class Results:
     """Medians of one run, in seconds, keyed as the benchmarks record them.
 
-    ``epoch[(workload, optimizer, row)]`` and ``dense[row]``: per-epoch time, where ``row`` is
-    ``"<implementation> <threads>t"``; ``grouped[(mode, k, hidden, threads)]``: ``{"call": s,
-    "per_model_epoch": s}``; ``compile[mode]``: whole-process seconds; ``estimator[(data,
-    name)]``: ``fit`` seconds; ``study[(study, grouping)]``: wall seconds;
-    ``kernels_code_lines``: the code-line count of ``kernels/`` (or None)."""
+    ``epoch[(workload, optimizer, row)]``, ``dense[row]`` and ``busy[row]`` (W1 next to a busy
+    core): per-epoch time, where ``row`` is ``"<implementation> <threads>t"``;
+    ``grouped[(mode, k, hidden, threads)]``: ``{"call": s, "per_model_epoch": s}``;
+    ``compile[mode]``: whole-process seconds; ``estimator[(data, name)]``: ``fit`` seconds;
+    ``study[(study, grouping)]``: wall seconds; ``kernels_code_lines``: the code-line count of
+    ``kernels/`` (or None)."""
 
     epoch: dict = field(default_factory=dict)
     dense: dict = field(default_factory=dict)
+    busy: dict = field(default_factory=dict)
     grouped: dict = field(default_factory=dict)
     compile: dict = field(default_factory=dict)
     estimator: dict = field(default_factory=dict)
