@@ -183,8 +183,9 @@ def plan_study(spec: StudySpec, options: StudyOptions, identities: dict) -> list
     """Every run of ``spec``, repeat-major (all settings of repeat 0, then of repeat 1, ...).
 
     ``identities`` maps a dtype to the ``data_identity`` of ``options.data``. The runs of a
-    repeat are grouped (each ``Run.grouped``, keys naming the group's members) when
-    ``group_reason`` allows it.
+    repeat are grouped (``Run.grouped``) when ``group_reason`` allows it. A run's key never names
+    its group: the engine computes every network of a group exactly as it would alone (bitwise),
+    so grouped and ``--no-group`` runs share records.
     """
     keys = {dtype: {k: identity[k] for k in KEY_FIELDS} for dtype, identity in identities.items()}
     settings = spec.settings()
@@ -198,8 +199,6 @@ def plan_study(spec: StudySpec, options: StudyOptions, identities: dict) -> list
         solo = [run_key(c.to_dict(), keys[c.dtype]) for c in configs]
         grouped = group_reason(configs, options.group) is None
         for setting, config, key in zip(settings, configs, solo, strict=True):
-            if grouped:
-                key = run_key(config.to_dict(), keys[config.dtype], group=solo)
             identity = identities[config.dtype]
             timing = key_from_sizes(config, n_train=identity["train_size"],
                                     n_val=identity["val_size"],

@@ -13,11 +13,11 @@ again. Records are written as strict JSON (``records.encode_record``).
 
 Every record carries ``key``: the sha256 of the canonical JSON (sorted keys, no spaces) of
 everything that determines the run: the full ``TrainConfig`` (seeds, backend, dtype included),
-the data identity (``Splits.fingerprint()``, split sizes and split seed) and, for a run trained
-in a group (``ffnn.train_many``), the group: the keys its members would have alone, in order
-(a group's members change each other's results in the last bits). A re-run with other flags or
-data, or grouped where it was not, therefore produces other keys and never reuses old records.
-The key of a run trained alone is the same as before grouping existed (format 1).
+and the data identity (``Splits.fingerprint()``, split sizes and split seed). A re-run with other
+flags or data produces other keys and never reuses old records. A run trained in a group
+(``ffnn.train_many``) has the key it has alone, because the engine computes each member exactly
+as it would alone (bitwise), so grouped and ``--no-group`` runs share records. (Before format 4,
+a grouped run's key also named its group; such records still read, and are simply not used.)
 """
 
 from __future__ import annotations
@@ -54,13 +54,9 @@ def canonical_json(obj) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"))
 
 
-def run_key(config: dict, data: dict, group: list[str] | None = None) -> str:
-    """sha256 hex of the canonical JSON of a run's config dict and data identity dict, and, for
-    a grouped run, ``group``: the solo keys (``run_key(config, data)``) of its group's members in
-    training order."""
+def run_key(config: dict, data: dict) -> str:
+    """sha256 hex of the canonical JSON of a run's config dict and data identity dict."""
     what = {"config": config, "data": data}
-    if group is not None:
-        what["group"] = list(group)
     return hashlib.sha256(canonical_json(what).encode()).hexdigest()
 
 
