@@ -15,6 +15,7 @@ import os
 import statistics
 
 import numpy as np
+from workloads import standardised
 
 import ffnn
 
@@ -37,21 +38,6 @@ def with_density(splits: ffnn.Splits, density: float, seed: int = 0) -> ffnn.Spl
                        X_val=fill(splits.X_val), y_val=splits.y_val,
                        X_test=fill(splits.X_test), y_test=splits.y_test,
                        n_classes=splits.n_classes, source=f"{splits.source} at {density:.0%}")
-
-
-def standardised(splits: ffnn.Splits) -> ffnn.Splits:
-    """Per-feature mean and std of the training set (std 0 taken as 1), as StandardScaler."""
-    mean = splits.X_train.mean(axis=0)
-    std = splits.X_train.std(axis=0)
-    std[std == 0] = 1
-
-    def scale(X):
-        return ((X - mean) / std).astype(X.dtype)
-
-    return ffnn.Splits(X_train=scale(splits.X_train), y_train=splits.y_train,
-                       X_val=scale(splits.X_val), y_val=splits.y_val,
-                       X_test=scale(splits.X_test), y_test=splits.y_test,
-                       n_classes=splits.n_classes, source=f"{splits.source}, standardised")
 
 
 def epoch_ms(splits: ffnn.Splits, hidden: int, path: str, epochs: int) -> float:
