@@ -204,7 +204,7 @@ _RECIPE_FLAGS = ("repeats", "max_epochs", "train_size", "val_size", "test_size",
 @click.argument("names", nargs=-1, metavar="[NAME]... | all")
 @click.option("--file", "files", type=click.Path(dir_okay=False), multiple=True,
               help="A TOML study definition (repeatable).")
-@click.option("--repeats", type=click.IntRange(min=1), default=10, show_default=True,
+@click.option("--repeats", type=click.IntRange(min=1), default=10,
               help="Repeats per setting; repeat r uses seed and shuffle seed --seed + r "
                    "[default: the study file's, else 10].")
 @click.option("--max-epochs", type=click.IntRange(min=1), default=None,
