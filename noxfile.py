@@ -31,15 +31,17 @@ def tests_nojit(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks (opt-in, a few minutes): per-epoch time against the NumPy reference, PyTorch
-    and scikit-learn, and compile time. Saves the run under .benchmarks/ and prints the markdown
-    table (bench/report.py). ``nox -s bench -- --benchmark-compare`` compares with the previous
-    saved run."""
+    """Benchmarks (opt-in, ~10 minutes on 2 cores): per-epoch time of W1-W4 and dense W2
+    against the NumPy reference, PyTorch and scikit-learn, ``train_many``, cold compile, the
+    estimator and a study. Saves the run under .benchmarks/ and as bench/results/latest.json
+    (committed: the JSON behind the README's tables) and prints the tables (bench/report.py).
+    ``nox -s bench -- --benchmark-compare`` compares with the previous saved run."""
     session.install(".[test,compare]")  # compare pins torch (a CPU build), see above
     session.run("pytest", "bench", "--benchmark-enable", "--benchmark-autosave",
-                "--benchmark-group-by=group", "--benchmark-columns=min,median,max,rounds",
-                "--benchmark-sort=name", *session.posargs)
-    session.run("python", "bench/report.py")
+                "--benchmark-json=bench/results/latest.json", "--benchmark-group-by=group",
+                "--benchmark-columns=min,median,max,rounds", "--benchmark-sort=name",
+                *session.posargs)
+    session.run("python", "bench/report.py", "bench/results/latest.json")
 
 
 @nox.session

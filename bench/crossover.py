@@ -1,102 +1,75 @@
-"""Where sparse rows beat BLAS: the first-layer products of one minibatch, two ways.
+"""Where the dense first layer beats the sparse one: ``ffnn.train`` both ways, by input density.
 
-    python bench/crossover.py
+    python bench/crossover.py [--epochs 4] [--hidden 10,100]
 
-For a minibatch of 250 rows drawn at random from the data, times (best of 30, one thread)
-
-* OpenBLAS through NumPy: gather ``X[rows]``, then ``X_b @ W1`` and ``X_b.T @ dZ1``;
-* the numba backend's sparse rows: compress each row to its nonzeros, then the row gather
-  (forward) and row scatter (backward) intrinsics over the nonzeros only,
-
-for MNIST (about 19% nonzero pixels), for dense data, and for data with a chosen fraction of
-nonzeros, at several hidden sizes. Prints markdown tables (``docs/kernels.md``).
+For MNIST (about 19% nonzero pixels), for MNIST with random values k/255 added in zero pixels
+until a chosen fraction of the inputs is nonzero, and for standardised MNIST (scikit-learn's
+``StandardScaler`` semantics, about 86% nonzero), trains the same network with
+``TrainConfig(input_path="sparse")`` and ``input_path="dense"`` (threads=1, ReLU, Adam, float32,
+batch 250, 34,000/6,000 images) and prints the median epoch time of each as a markdown table:
+the table behind ``DENSE_CROSSOVER`` in ``docs/kernels.md``.
 """
 
-import time
+import argparse
+import os
+import statistics
 
-import numba
 import numpy as np
-from ffnn.kernels import numba_backend as nb
-from ffnn.kernels._numba_flags import BLOCK, LANES
-from threadpoolctl import threadpool_limits
+from workloads import standardised
 
 import ffnn
 
-BATCH = 250
+
+def with_density(splits: ffnn.Splits, density: float, seed: int = 0) -> ffnn.Splits:
+    """``splits`` with random k/255 values written into zero inputs until ``density`` of every
+    split's inputs are nonzero (the data stay 8-bit-like; only the density changes)."""
+    rng = np.random.default_rng(seed)
+
+    def fill(X):
+        X = X.copy()
+        zeros = np.flatnonzero(X == 0)
+        extra = int(density * X.size) - (X.size - zeros.size)
+        if extra > 0:
+            chosen = rng.choice(zeros, size=extra, replace=False)
+            X.flat[chosen] = rng.integers(1, 256, size=extra) / X.dtype.type(255)
+        return X
+
+    return ffnn.Splits(X_train=fill(splits.X_train), y_train=splits.y_train,
+                       X_val=fill(splits.X_val), y_val=splits.y_val,
+                       X_test=fill(splits.X_test), y_test=splits.y_test,
+                       n_classes=splits.n_classes, source=f"{splits.source} at {density:.0%}")
 
 
-@numba.njit(cache=True, nogil=True)
-def sparse_products(Xf, F, rows, W, G, Hp, Z, D, idx, vals, ptr, lab, y):
-    nch = Hp // LANES
-    for b in range(0, rows.size, BLOCK):
-        e = min(b + BLOCK, rows.size)
-        nb._block_rows(Xf, F, rows, b, e, y, idx, vals, ptr, lab)
-        for i in range(e - b):
-            nb.gather_all(Z, (b + i) * Hp, vals, ptr[i], idx, ptr[i], ptr[i + 1] - ptr[i], W,
-                          Hp, 0, nch)
-        for i in range(e - b):
-            nb.scatter_all(G, Hp, 0, D, (b + i) * Hp, vals, ptr[i], idx, ptr[i],
-                           ptr[i + 1] - ptr[i], nch)
+def epoch_ms(splits: ffnn.Splits, hidden: int, path: str, epochs: int) -> float:
+    config = ffnn.TrainConfig(hidden_size=hidden, activation="relu", optimizer="adam",
+                              batch_size=250, threads=1, early_stopping=False,
+                              max_epochs=epochs, input_path=path)
+    result = ffnn.train(config, splits)
+    assert result.extra["input_path"] == path, result.extra
+    return 1e3 * statistics.median(r.seconds for r in result.history[1:])
 
 
-def best_of(f, reps=30):
-    f()
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - start)
-    return min(times) * 1e6
-
-
-def compare(X, hidden, rng):
-    """``(BLAS microseconds, sparse-rows microseconds)`` for one minibatch of X."""
-    F = X.shape[1]
-    Xr = nb._readonly(np.ascontiguousarray(X, dtype=np.float32))
-    y = nb._readonly(np.zeros(len(X), np.int64))
-    Hp = -(-hidden // LANES) * LANES
-    rows = nb._readonly(rng.permutation(len(X))[:BATCH].astype(np.int64))
-    W = rng.standard_normal(F * Hp).astype(np.float32)
-    D = rng.standard_normal(BATCH * Hp).astype(np.float32)
-    G, Z = np.zeros_like(W), np.zeros(BATCH * Hp, np.float32)
-    idx = np.empty(BLOCK * F + LANES, np.int32)
-    vals = np.empty(BLOCK * F + LANES, np.float32)
-    ptr, lab = np.zeros(BLOCK + 1, np.int64), np.zeros(BLOCK, np.int64)
-    W1 = W.reshape(F, Hp)[:, :hidden].copy()
-    dZ1 = D.reshape(BATCH, Hp)[:, :hidden].copy()
-
-    def blas():
-        Xb = Xr[rows]
-        Xb @ W1
-        Xb.T @ dZ1
-
-    with threadpool_limits(1):
-        t_blas = best_of(blas)
-    t_sparse = best_of(lambda: sparse_products(Xr.reshape(-1), F, rows, W, G, Hp, Z, D, idx,
-                                               vals, ptr, lab, y))
-    return t_blas, t_sparse
-
-
-def main():
-    rng = np.random.default_rng(0)
-    mnist = ffnn.load_mnist(train_size=34_000).X_train
-    dense = rng.random((8000, mnist.shape[1]), dtype=np.float32)
-    print(f"Layer-1 products of one minibatch of {BATCH} (forward and backward), microseconds,"
-          " best of 30, one thread.\n")
-    print("| data | hidden | OpenBLAS | sparse rows | faster |")
-    print("| --- | --- | --- | --- | --- |")
-    for name, X in ((f"MNIST ({np.mean(mnist != 0):.0%} nonzero)", mnist), ("dense", dense)):
-        for hidden in (10, 32, 100, 256, 512):
-            t_blas, t_sparse = compare(X, hidden, rng)
-            winner = "sparse" if t_sparse < t_blas else "BLAS"
-            print(f"| {name} | {hidden} | {t_blas:.0f} | {t_sparse:.0f} | {winner} "
-                  f"{max(t_blas, t_sparse) / min(t_blas, t_sparse):.1f}x |", flush=True)
-    print("\n| nonzero fraction | hidden 10: OpenBLAS / sparse | hidden 100: OpenBLAS / sparse |")
-    print("| --- | --- | --- |")
-    for fraction in (0.2, 0.3, 0.4, 0.5, 0.7):
-        X = (dense * (rng.random(dense.shape) < fraction)).astype(np.float32)
-        cells = ["{:.0f} / {:.0f}".format(*compare(X, hidden, rng)) for hidden in (10, 100)]
-        print(f"| {fraction:.0%} | {cells[0]} | {cells[1]} |", flush=True)
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--hidden", default="10,100")
+    args = parser.parse_args()
+    hidden_sizes = [int(h) for h in args.hidden.split(",")]
+    mnist = ffnn.load_mnist(train_size=34000, val_size=6000, test_size=2000)
+    datasets = [("MNIST", mnist)]
+    datasets += [(f"MNIST filled to {d:.0%}", with_density(mnist, d)) for d in (0.3, 0.4, 0.5)]
+    datasets.append(("standardised MNIST", standardised(mnist)))
+    print(f"load average at start: {os.getloadavg()[0]:.2f}\n")
+    print("| data | nonzero | hidden | sparse path (ms) | dense path (ms) | faster |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for name, splits in datasets:
+        nonzero = np.count_nonzero(splits.X_train) / splits.X_train.size
+        for hidden in hidden_sizes:
+            sparse = epoch_ms(splits, hidden, "sparse", args.epochs)
+            dense = epoch_ms(splits, hidden, "dense", args.epochs)
+            faster = "sparse" if sparse < dense else "dense"
+            print(f"| {name} | {nonzero:.0%} | {hidden} | {sparse:.1f} | {dense:.1f} | {faster} |")
+    print(f"\nload average at end: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

@@ -1,88 +1,98 @@
-"""Compile cost of the numba backend, apart from run time (group ``compile``).
+"""Cold compile (suite ``compile``), as the issue defines it: the whole process of a float32
+``ffnn.train`` of one epoch on 1,000 images, with an empty ``NUMBA_CACHE_DIR``, minus the same
+process with the cache warm.
 
-Each round starts a fresh Python process that imports ``ffnn.kernels.numba_backend`` and calls
-``warm_up("float32")`` (every kernel of the dtype, the parallel epoch kernel included):
+Each round starts a fresh Python process (``CHILD``) that imports ffnn, loads 1,000 training and
+200 validation images and trains one epoch with ``TrainConfig`` defaults otherwise (what a new
+user's first ``ffnn-run train`` compiles), timed by the parent from start to exit:
 
-* ``cold``: ``NUMBA_CACHE_DIR`` points at a new, empty directory, so everything is compiled;
-* ``cached``: the same directory again, so everything is loaded from numba's on-disk cache;
-* ``import``: the process with the import only, the baseline of both.
+* ``cold``: ``NUMBA_CACHE_DIR`` is a new, empty directory, so every kernel the call needs is
+  compiled;
+* ``warm``: a filled directory (the last cold round's, or one filled by an untimed run first),
+  so everything loads from the cache;
+* ``import``: ``import ffnn`` alone, the baseline of both (not part of the difference).
 
-The timed value is the whole process; the child also measures its own ``warm_up`` call and
-the report prints that (``extra_info["warm_up_s"]``). Each child then trains a small network and
-prints a digest of its weights: a process that compiled the kernels and one that loaded them from
-the cache must produce the same bits (``test_cold_and_cached_weights_agree``).
+The report's figure is median(cold) - median(warm). Each child prints a digest of its trained
+weights: every process, cold or warm, must produce the same bits.
 """
 
 import os
 import subprocess
 import sys
 import tempfile
+import time
 
+import numpy as np
 import pytest
+from workloads import rounds
 
-DTYPE = "float32"
 CHILD = """
-import hashlib, sys, time
-t0 = time.perf_counter()
-from ffnn.kernels import numba_backend
-t1 = time.perf_counter()
-digest = "-"
-if sys.argv[1] != "none":
-    numba_backend.warm_up(sys.argv[1])
-t2 = time.perf_counter()
-if sys.argv[1] != "none":
-    import ffnn
-    config = ffnn.TrainConfig(dtype=sys.argv[1], max_epochs=1, threads=1, early_stopping=False)
+import hashlib, sys
+import ffnn
+if sys.argv[1] == "train":
     splits = ffnn.load_mnist(train_size=1000, val_size=200, test_size=0)
-    theta = ffnn.train(config, splits).model.theta
-    digest = hashlib.sha256(theta.tobytes()).hexdigest()
-print(t1 - t0, t2 - t1, digest)
+    result = ffnn.train(ffnn.TrainConfig(dtype="float32", max_epochs=1), splits)
+    assert result.epochs == 1 and not result.diverged
+    print(hashlib.sha256(result.model.theta.tobytes()).hexdigest())
+else:
+    print("-")
 """
-DIGESTS = {}
+MODES = [("cold", 2), ("warm", 3), ("import", 3)]
+DIGESTS: dict[str, set] = {}
+FILLED: list[str] = []  # cache directories a cold round has filled
 
 
-def run_child(cache_dir, dtype):
-    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir,
-               PYTHONPATH=os.pathsep.join(p or os.getcwd() for p in sys.path))
-    out = subprocess.run([sys.executable, "-c", CHILD, dtype], env=env, check=True,
+def run_child(cache_dir: str, what: str) -> tuple[float, str]:
+    """Seconds of the whole child process, and its weights' digest. The child runs in the cache
+    directory, so it imports the installed ffnn, as a user's process does."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
+    os.makedirs(cache_dir, exist_ok=True)
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", CHILD, what], env=env, check=True, cwd=cache_dir,
                          capture_output=True, text=True).stdout.split()
-    return float(out[-3]), float(out[-2]), out[-1]
+    return time.perf_counter() - start, out[-1]
 
 
-@pytest.fixture()
-def timings():
-    return []
+def cache_dir(mode: str, tmp_path) -> str:
+    """The ``NUMBA_CACHE_DIR`` of one round: new and empty for ``cold``, filled for ``warm``
+    (the last cold round's, or filled now by an untimed run), anything for ``import``."""
+    if mode == "cold":
+        return tempfile.mkdtemp(dir=tmp_path)
+    if mode == "import":
+        return str(tmp_path)
+    if not FILLED:
+        FILLED.append(str(tmp_path / "warm"))
+        run_child(FILLED[-1], "train")
+    return FILLED[-1]
 
 
-@pytest.mark.parametrize("mode, rounds", [("cold", 2), ("cached", 3), ("import", 3)])
-def test_compile(benchmark, tmp_path, timings, mode, rounds):
+@pytest.mark.parametrize(("mode", "n_rounds"), MODES, ids=[m for m, _ in MODES])
+def test_compile(benchmark, tmp_path, mode, n_rounds):
     benchmark.group = "compile"
     benchmark.name = mode
-    dirs = []
+    seconds, digests = [], []
 
-    def setup():
+    def setup():  # untimed
+        return (cache_dir(mode, tmp_path),), {}
+
+    def child(cache):
+        wall, digest = run_child(cache, "import" if mode == "import" else "train")
         if mode == "cold":
-            dirs.append(tempfile.mkdtemp(dir=tmp_path))
-        elif not dirs:
-            dirs.append(str(tmp_path))
-            run_child(dirs[0], DTYPE)  # fill the cache, untimed
-        return (dirs[-1], DTYPE if mode != "import" else "none"), {}
+            FILLED.append(cache)
+        seconds.append(wall)
+        digests.append(digest)
 
-    def child(cache_dir, dtype):
-        timings.append(run_child(cache_dir, dtype))
-
-    benchmark.pedantic(child, setup=setup, rounds=rounds, iterations=1)
-    imports, warm, digests = zip(*timings, strict=True)
-    benchmark.extra_info.update(dtype=DTYPE, import_s=sorted(imports)[len(imports) // 2],
-                                warm_up_s=sorted(warm)[len(warm) // 2],
-                                rounds_s=[t[:2] for t in timings])
+    benchmark.pedantic(child, setup=setup, rounds=rounds(n_rounds), iterations=1)
+    benchmark.extra_info.update(suite="compile", mode=mode, dtype="float32",
+                                process_seconds=seconds,
+                                process_median=float(np.median(seconds)))
     if mode != "import":
-        assert min(warm) > 0
-        assert len(set(digests)) == 1  # every round trained the same weights
-        DIGESTS[mode] = digests[0]
+        assert len(set(digests)) == 1, f"{mode}: rounds trained different weights"
+        DIGESTS[mode] = set(digests)
 
 
-def test_cold_and_cached_weights_agree():
-    if {"cold", "cached"} - set(DIGESTS):
-        pytest.skip("needs the cold and cached compile benchmarks of this session")
-    assert DIGESTS["cold"] == DIGESTS["cached"]
+def test_cold_and_warm_weights_agree():
+    """A process that compiled the kernels and one that loaded them train the same bits."""
+    if {"cold", "warm"} - set(DIGESTS):
+        pytest.skip("needs the cold and warm compile benchmarks of this session")
+    assert DIGESTS["cold"] == DIGESTS["warm"]

@@ -19,7 +19,7 @@ from .data import DataError, Splits, load_mnist  # noqa: E402
 from .grouped import train_many  # noqa: E402
 from .model import Network  # noqa: E402
 from .model_file import ModelFileError, load_model  # noqa: E402
-from .results import load_results  # noqa: E402
+from .studies.store import load_results  # noqa: E402
 from .training import EpochRecord, TrainResult, train  # noqa: E402
 
 try:
@@ -28,9 +28,17 @@ except _NotFound:  # pragma: no cover - running from a checkout that was never i
     __version__ = "0.0.0+checkout"
 
 __all__ = [
-    "DataError", "EpochRecord", "ModelFileError", "Network", "Splits", "TrainConfig", "TrainResult",
-    "load_mnist", "load_model", "load_results", "train", "train_many",
+    "DataError", "EpochRecord", "ModelFileError", "Network", "Splits", "TrainConfig",
+    "TrainResult", "load_mnist", "load_model", "load_results", "run_study", "train",
+    "train_many",
 ]
+
+
+def run_study(name_or_path, **options):
+    """Run (or resume) one study: a built-in name or a TOML file (``ffnn.studies.run``)."""
+    from .studies.run import run_study as run
+
+    return run(name_or_path, **options)
 
 
 def __getattr__(name):

@@ -1,24 +1,23 @@
-"""``ffnn-run``: train one network, or run, resume and report studies.
+"""``ffnn-run``: train one network, evaluate a saved one, or run, resume and report studies.
 
-One function per subcommand; the work lives in ``ffnn.runner``, ``ffnn.report`` and
-``ffnn.training``, imported inside the command bodies so that ``--help`` stays instant.
-Every usage error (bad flag, unknown study, bad study file) is one line on stderr and exit
-code 2.
+One function per subcommand, which only parses and calls: the work lives in ``ffnn.training``
+and ``ffnn.studies``, imported inside the command bodies so that ``--help`` stays instant.
+Every usage error (bad flag, unknown study, bad study or model file) is one line on stderr and
+exit code 2; Ctrl-C during a study is one line and exit code 130. The console handler of the
+library's loggers is attached here (they propagate and configure nothing themselves).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
+import logging
 import sys
 
 import click
 
 from . import __version__
-from .config import DTYPES, TrainConfig
-from .kernels import BACKENDS, codes
-
-_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+from .cli_options import FLAGS, config_fields, config_options
+from .config import TrainConfig
 
 
 class CliError(click.ClickException):
@@ -53,14 +52,14 @@ def _errors(func):
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         from .data import DataError
-        from .run_lock import OutputLocked
-        from .study_specs import StudyError
+        from .studies.lock import OutputLocked
+        from .studies.specs import StudyError
 
         try:
             return func(*args, **kwargs)
         except (StudyError, DataError, OutputLocked) as e:
             raise CliError(str(e)) from None
-        except ValueError as e:  # TrainConfig and load_mnist validation
+        except ValueError as e:  # TrainConfig, load_mnist and model file validation
             raise CliError(str(e)) from None
         except (RuntimeError, OSError) as e:
             raise click.ClickException(str(e)) from None
@@ -76,6 +75,7 @@ def main():
 
     \b
     ffnn-run train --optimizer adam --hidden-size 100      one network
+    ffnn-run evaluate model.npz --figures figs/            a saved network on test data
     ffnn-run studies                                       list the built-in studies
     ffnn-run study hidden-adam --repeats 2                 run (or resume) a study
     ffnn-run study --file my_study.toml                    a study of your own
@@ -83,29 +83,29 @@ def main():
     """
 
 
+_SIZE = click.IntRange(min=0)
+_DATA = click.option("--data", "data_path", type=click.Path(), default=None,
+                     help="IDX directory or CSV file [default: $FFNN_DATA, else the packaged "
+                          "MNIST].")
+_TEST_SIZE = click.option("--test-size", type=_SIZE, default=None,
+                          help="Test images [default: the whole official test set].")
+_SPLIT_SEED = click.option("--split-seed", type=click.IntRange(min=0), default=0,
+                           show_default=True, help="Seed of the train/validation/test split.")
+
+
 def data_options(func):
     """``--data``, ``--train-size``, ``--val-size``, ``--test-size``, ``--split-seed``."""
-    size = click.IntRange(min=0)
     options = [
-        click.option("--data", "data_path", type=click.Path(), default=None,
-                     help="IDX directory or CSV file [default: $FFNN_DATA, else the packaged "
-                          "MNIST]."),
-        click.option("--train-size", type=size, default=None,
+        _DATA,
+        click.option("--train-size", type=_SIZE, default=None,
                      help="Training images [default: all not used for validation]."),
-        click.option("--val-size", type=size, default=6000, show_default=True,
+        click.option("--val-size", type=_SIZE, default=6000, show_default=True,
                      help="Validation images (early stopping)."),
-        click.option("--test-size", type=size, default=None,
-                     help="Test images [default: the whole official test set]."),
-        click.option("--split-seed", type=click.IntRange(min=0), default=0, show_default=True,
-                     help="Seed of the train/validation/test split."),
+        _TEST_SIZE, _SPLIT_SEED,
     ]
     for option in reversed(options):
         func = option(func)
     return func
-
-
-_FLAGS = {"learning_rate": "--lr", "early_stopping": "--no-early-stopping",
-          "restore_best": "--no-restore-best"}
 
 
 def _config_or_flag_error(**fields) -> TrainConfig:
@@ -114,92 +114,39 @@ def _config_or_flag_error(**fields) -> TrainConfig:
         return TrainConfig(**fields)
     except ValueError as e:
         name, _, rest = str(e).partition(":")
-        flag = _FLAGS.get(name, "--" + name.replace("_", "-"))
-        raise CliError(f"{flag}:{rest}" if name in fields else str(e)) from None
+        raise CliError(f"{FLAGS[name]}:{rest}" if name in FLAGS else str(e)) from None
 
 
 def _data_spec(data_path, train_size, val_size, test_size, split_seed):
-    from .runner import DataSpec
+    from .studies.plan import DataSpec
 
     return DataSpec(data_path, train_size, val_size, test_size, split_seed)
 
 
-backend_option = click.option(
-    "--backend", type=click.Choice(tuple(BACKENDS)), default=_DEFAULTS["backend"],
-    show_default=True, help="Compute backend.")
-
-
 @main.command()
-@click.option("--hidden-size", type=click.IntRange(min=1), default=_DEFAULTS["hidden_size"],
-              show_default=True, help="Hidden units.")
-@click.option("--activation", type=click.Choice(codes.ACTIVATIONS),
-              default=_DEFAULTS["activation"], show_default=True, help="Hidden activation.")
-@click.option("--optimizer", type=click.Choice(codes.OPTIMIZERS),
-              default=_DEFAULTS["optimizer"], show_default=True, help="Optimizer.")
-@click.option("--lr", type=float, default=_DEFAULTS["learning_rate"], show_default=True,
-              help="Learning rate.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=_DEFAULTS["batch_size"],
-              show_default=True, help="Minibatch size.")
-@click.option("--max-epochs", type=click.IntRange(min=1), default=_DEFAULTS["max_epochs"],
-              show_default=True, help="Epoch limit.")
-@click.option("--patience", type=click.IntRange(min=0), default=_DEFAULTS["patience"],
-              show_default=True, help="Early stopping: epochs without improvement.")
-@click.option("--min-delta", type=float, default=_DEFAULTS["min_delta"], show_default=True,
-              help="Early stopping: least validation-loss decrease that counts.")
-@click.option("--no-early-stopping", is_flag=True, help="Train all --max-epochs epochs.")
-@click.option("--no-restore-best", is_flag=True,
-              help="Keep the last epoch's weights instead of the best epoch's.")
-@click.option("--l2", type=float, default=_DEFAULTS["l2"], show_default=True,
-              help="L2 penalty on the weights.")
-@click.option("--momentum", type=float, default=_DEFAULTS["momentum"], show_default=True,
-              help="Momentum coefficient (momentum, nesterov).")
-@click.option("--beta1", type=float, default=_DEFAULTS["beta1"], show_default=True,
-              help="Adam beta1.")
-@click.option("--beta2", type=float, default=_DEFAULTS["beta2"], show_default=True,
-              help="Adam beta2.")
-@click.option("--eps", type=float, default=_DEFAULTS["eps"], show_default=True,
-              help="Adam / RMSprop epsilon.")
-@click.option("--rmsprop-alpha", type=float, default=_DEFAULTS["rmsprop_alpha"],
-              show_default=True, help="RMSprop smoothing constant.")
-@click.option("--seed", type=click.IntRange(min=0), default=_DEFAULTS["seed"],
-              show_default=True, help="Seed of the initial weights.")
-@click.option("--shuffle-seed", type=click.IntRange(min=0), default=None,
-              help="Seed of the minibatch order [default: --seed].")
-@click.option("--dtype", type=click.Choice(DTYPES), default=_DEFAULTS["dtype"],
-              show_default=True, help="Floating-point type of data and weights.")
-@backend_option
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="numba and BLAS threads [default: all cores].")
+@config_options
 @data_options
 @click.option("--save", type=click.Path(dir_okay=False), default=None,
               help="Write the trained network to this .npz file.")
 @_errors
-def train(hidden_size, activation, optimizer, lr, batch_size, max_epochs, patience, min_delta,
-          no_early_stopping, no_restore_best, l2, momentum, beta1, beta2, eps, rmsprop_alpha,
-          seed, shuffle_seed, dtype, backend, threads, data_path, train_size, val_size,
-          test_size, split_seed, save):
+def train(data_path, train_size, val_size, test_size, split_seed, save, **options):
     """Train one network and print its progress and test loss and accuracy."""
+    from .safe_io import check_writable, replacing
     from .training import train as train_network
 
-    config = _config_or_flag_error(
-        hidden_size=hidden_size, activation=activation, optimizer=optimizer, learning_rate=lr,
-        batch_size=batch_size, max_epochs=max_epochs, early_stopping=not no_early_stopping,
-        patience=patience, min_delta=min_delta, restore_best=not no_restore_best, l2=l2,
-        momentum=momentum, beta1=beta1, beta2=beta2, eps=eps, rmsprop_alpha=rmsprop_alpha,
-        seed=seed, shuffle_seed=shuffle_seed, dtype=dtype, backend=backend, threads=threads)
+    config = _config_or_flag_error(**config_fields(options))
     if save:
-        from .safe_io import check_writable
-
         try:
             check_writable(save)
         except OSError as e:
             raise CliError(f"--save: {e}") from None
-    splits = _data_spec(data_path, train_size, val_size, test_size, split_seed).load(dtype)
+    splits = _data_spec(data_path, train_size, val_size, test_size, split_seed).load(
+        config.dtype)
     click.echo(f"data: {splits!r}")
 
     def progress(record):
-        click.echo(f"epoch {record.epoch:4d}/{max_epochs}  train loss {record.train_loss:.4f}  "
-                   f"val loss {record.val_loss:.4f}  val accuracy "
+        click.echo(f"epoch {record.epoch:4d}/{config.max_epochs}  train loss "
+                   f"{record.train_loss:.4f}  val loss {record.val_loss:.4f}  val accuracy "
                    f"{100 * record.val_accuracy:.2f} %  ({record.seconds:.2f} s)")
 
     result = train_network(config, splits, callback=progress)
@@ -210,17 +157,37 @@ def train(hidden_size, activation, optimizer, lr, batch_size, max_epochs, patien
     click.echo(f"test loss {result.test_loss:.4f}  test accuracy "
                f"{100 * result.test_accuracy:.2f} %")
     if save:
-        from .safe_io import replacing
-
         with replacing(save) as tmp:
             result.model.save(tmp)
         click.echo(f"model saved to {save}")
 
 
 @main.command()
+@click.argument("model", type=click.Path(exists=True, dir_okay=False))
+@_DATA
+@_TEST_SIZE
+@_SPLIT_SEED
+@click.option("--figures", type=click.Path(file_okay=False), default=None,
+              help="Also write predictions.png and confusion.png into this directory.")
+@_errors
+def evaluate(model, data_path, test_size, split_seed, figures):
+    """Print a saved model's test loss, accuracy and confusion matrix.
+
+    The test split is the one `ffnn-run train` and `ffnn-run study` use with the same --data,
+    --test-size and --split-seed.
+    """
+    from .studies.evaluate import evaluate_saved, format_evaluation
+
+    evaluation, paths = evaluate_saved(model, data_path, test_size, split_seed, figures)
+    click.echo(format_evaluation(evaluation))
+    for path in paths:
+        click.echo(f"wrote {path}")
+
+
+@main.command()
 def studies():
     """List the built-in studies, one line each."""
-    from .study_specs import BUILTIN_STUDIES, example_path
+    from .studies.specs import BUILTIN_STUDIES, example_path
 
     width = max(len(name) for name in BUILTIN_STUDIES)
     for spec in BUILTIN_STUDIES.values():
@@ -228,14 +195,20 @@ def studies():
     click.echo(f"\nYour own: ffnn-run study --file my_study.toml (example: {example_path()})")
 
 
+# study flags a study file's recipe may also set: given on the command line, they override it
+_RECIPE_FLAGS = ("repeats", "max_epochs", "train_size", "val_size", "test_size", "split_seed",
+                 "data_path")
+
+
 @main.command()
 @click.argument("names", nargs=-1, metavar="[NAME]... | all")
 @click.option("--file", "files", type=click.Path(dir_okay=False), multiple=True,
               help="A TOML study definition (repeatable).")
-@click.option("--repeats", type=click.IntRange(min=1), default=10, show_default=True,
-              help="Repeats per setting; repeat r uses seed and shuffle seed --seed + r.")
+@click.option("--repeats", type=click.IntRange(min=1), default=10,
+              help="Repeats per setting; repeat r uses seed and shuffle seed --seed + r "
+                   "[default: the study file's, else 10].")
 @click.option("--max-epochs", type=click.IntRange(min=1), default=None,
-              help="Epoch limit of every run [default: 250, or the study file's max_epochs].")
+              help="Epoch limit of every run [default: the study file's, else 250].")
 @click.option("--out", type=click.Path(file_okay=False), default="results", show_default=True,
               help="Directory of results, reports and logs.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
@@ -244,30 +217,37 @@ def studies():
               help="Run on this Dask distributed scheduler (e.g. tcp://host:8786) instead of "
                    "local processes; gives up if it does not answer within 10 s "
                    "($FFNN_DASK_TIMEOUT); needs `pip install ffnn[dask]`.")
-@backend_option
+@click.option("--backend", type=click.Choice(TrainConfig.__dataclass_fields__["backend"]
+                                             .metadata["choices"]),
+              default="numba", show_default=True, help="Compute backend.")
 @data_options
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Base seed.")
 @click.option("--fresh", is_flag=True,
               help="Discard this study's recorded runs and start over.")
 @click.option("--no-group", is_flag=True,
-              help="Train every run alone (measured train time) instead of training the "
-                   "settings of a repeat together (calibrated train time) where they can be.")
+              help="Train every run alone (train time: its thread CPU time) instead of the "
+                   "settings of a repeat together (epochs x the measured per-epoch cost) "
+                   "where they can be.")
+@click.option("--retime", is_flag=True,
+              help="Measure the per-epoch costs again instead of reusing <out>/timing.json.")
+@click.option("--no-models", is_flag=True,
+              help="Do not save each run's model under <study>/models/.")
 @click.option("-v", "--verbose", is_flag=True, help="Log every run on the console too.")
+@click.pass_context
 @_errors
-def study(names, files, repeats, max_epochs, out, workers, scheduler, backend, data_path,
-          train_size, val_size, test_size, split_seed, seed, fresh, no_group, verbose):
+def study(ctx, names, files, out, workers, scheduler, backend, seed, fresh, no_group, retime,
+          no_models, verbose, **flags):
     """Run studies: built-in NAMEs, `all` of them, and/or --file studies.
 
     Re-running the same command resumes: recorded runs are skipped and only the missing ones
-    are computed. Each study writes <out>/<name>/results.jsonl (one record per run),
-    report.md, curves.png and test.png, and logs to <out>/logs/<name>.log; several studies
-    also write <out>/summary.md.
+    are computed. Each study writes <out>/<name>/report.md, runs.csv, table.csv and figures,
+    its records to results.jsonl and its log to <out>/logs/<name>.log; <out>/summary.md covers
+    every study under <out>.
     """
-    from tqdm import tqdm
-
-    from .runner import StudyOptions, run_studies
-    from .study_specs import resolve_studies
+    from .studies.plan import StudyOptions
+    from .studies.run import run_studies
+    from .studies.specs import resolve_studies
     from .threads import available_cores
 
     if not names and not files:
@@ -275,32 +255,71 @@ def study(names, files, repeats, max_epochs, out, workers, scheduler, backend, d
     if scheduler is not None and workers is not None:
         raise CliError("--workers and --scheduler exclude each other: local processes or Dask")
     specs = resolve_studies(names, files)
-    options = StudyOptions(repeats=repeats, max_epochs=max_epochs, backend=backend, seed=seed,
-                           data=_data_spec(data_path, train_size, val_size, test_size,
-                                           split_seed), group=not no_group)
-    for spec in specs:  # validate every setting before any work starts
-        spec.config(spec.values[0], backend=backend)
-
-    def show(outcome):
-        tqdm.write(outcome.report, file=sys.stdout)
-
-    outcomes = run_studies(specs, options, out, workers=workers or available_cores(),
-                           scheduler=scheduler, fresh=fresh, verbose=verbose, on_report=show)
+    given = {("data" if name == "data_path" else name): flags[name] for name in _RECIPE_FLAGS
+             if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT}
+    defaults = StudyOptions(backend=backend, seed=seed, group=not no_group)
+    with _console(verbose) as show:
+        try:
+            outcomes = run_studies(specs, defaults, out, given=given,
+                                   workers=workers or available_cores(), scheduler=scheduler,
+                                   fresh=fresh, retime=retime, save_models=not no_models,
+                                   on_report=show)
+        except KeyboardInterrupt:
+            click.echo("interrupted: every finished run is recorded; re-run the same command "
+                       "to compute the rest", err=True)
+            raise SystemExit(130) from None
     failed = sum(o.failed for o in outcomes)
     if failed:
         raise click.ClickException(f"{failed} run(s) failed (see {out}/logs); re-run the same "
                                    "command to retry them")
 
 
+class _console:
+    """The library's log on stderr, one message a line, through tqdm (so the progress bar
+    stays whole); per-run lines only with ``--verbose`` or without a bar. Yields the callback
+    that prints a finished study's report."""
+
+    def __init__(self, verbose: bool):
+        self.verbose = verbose
+
+    def __enter__(self):
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
+        logger = logging.getLogger("ffnn")
+        self.handler = logging.StreamHandler(sys.stderr)
+        self.handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(self.handler)
+        self.level, self.logger = logger.level, logger
+        logger.setLevel(logging.INFO)
+        self.redirect = logging_redirect_tqdm(loggers=[logger])
+        self.redirect.__enter__()
+        show_runs = self.verbose or not sys.stderr.isatty()
+        for handler in logger.handlers:  # tqdm's handler replaces ours and drops its filters
+            handler.addFilter(lambda r: not getattr(r, "file_only", False) and (
+                show_runs or not getattr(r, "per_run", False)))
+
+        def show(outcome):
+            from tqdm import tqdm
+
+            tqdm.write(outcome.report, file=sys.stdout)
+
+        return show
+
+    def __exit__(self, *exc):
+        self.redirect.__exit__(*exc)  # puts our handler back in place of tqdm's
+        self.logger.removeHandler(self.handler)
+        self.logger.setLevel(self.level)
+
+
 @main.command()
 @click.argument("directory", type=click.Path(exists=True, file_okay=False))
 @_errors
 def report(directory):
-    """Rebuild tables and figures from the results in DIRECTORY (no training).
+    """Rebuild tables, figures and CSVs from the results in DIRECTORY (no training).
 
     DIRECTORY is a study output directory (--out) or one study's directory.
     """
-    from .report import find_study_dirs, rebuild_reports
+    from .studies.report import find_study_dirs, rebuild_reports
 
     if not find_study_dirs(directory):
         raise CliError(f"{directory}: no study results here (no */plan.json)")

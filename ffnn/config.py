@@ -3,7 +3,7 @@
 import dataclasses
 import math
 import reprlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -16,6 +16,14 @@ INPUT_PATHS = ("auto", "sparse", "dense")
 # keeps the loss finite even when training has blown up (learning rates of 100 reach ~1e15), and
 # no model worth keeping is anywhere near: guessing uniformly over 10 classes costs 2.3.
 DIVERGENCE_LOSS = 1e4
+
+
+def _help(text: str, *, flag: str | None = None, minimum: int | None = None,
+          choices: tuple[str, ...] | None = None) -> dict:
+    """Field metadata the command line is generated from (``ffnn-run train``): help text, the
+    flag's name when it is not ``--field-name`` (a ``--no-...`` flag turns a True default
+    off), the least integer, the allowed strings."""
+    return {"help": text, "flag": flag, "minimum": minimum, "choices": choices}
 
 
 @dataclass(frozen=True)
@@ -48,29 +56,45 @@ class TrainConfig:
     made is ``TrainResult.extra["input_path"]``. Left out of ``to_dict()`` at its default.
     """
 
-    hidden_size: int | None = None
-    activation: str = "elu"
-    optimizer: str = "adam"
-    learning_rate: float = 1e-3
-    batch_size: int = 250
-    max_epochs: int = 250
-    early_stopping: bool = True
-    patience: int = 10
-    min_delta: float = 0.0
-    restore_best: bool = True
-    l2: float = 0.0
-    momentum: float = 0.9
-    beta1: float = 0.9
-    beta2: float = 0.999
-    eps: float = 1e-8
-    rmsprop_alpha: float = 0.99
-    seed: int = 0
-    shuffle_seed: int | None = None
-    dtype: str = "float32"
-    backend: str = "numba"
-    threads: int | None = None
-    input_path: str = "auto"
-    hidden_sizes: tuple[int, ...] | None = None
+    hidden_size: int | None = field(default=None, metadata=_help(
+        "Hidden units of one hidden layer [default: 10].", minimum=1))
+    activation: str = field(default="elu", metadata=_help(
+        "Hidden activation.", choices=codes.ACTIVATIONS))
+    optimizer: str = field(default="adam", metadata=_help(
+        "Optimizer.", choices=codes.OPTIMIZERS))
+    learning_rate: float = field(default=1e-3, metadata=_help("Learning rate.", flag="--lr"))
+    batch_size: int = field(default=250, metadata=_help("Minibatch size.", minimum=1))
+    max_epochs: int = field(default=250, metadata=_help("Epoch limit.", minimum=1))
+    early_stopping: bool = field(default=True, metadata=_help(
+        "Train all --max-epochs epochs.", flag="--no-early-stopping"))
+    patience: int = field(default=10, metadata=_help(
+        "Early stopping: epochs without improvement.", minimum=0))
+    min_delta: float = field(default=0.0, metadata=_help(
+        "Early stopping: least validation-loss decrease that counts."))
+    restore_best: bool = field(default=True, metadata=_help(
+        "Keep the last epoch's weights instead of the best epoch's.", flag="--no-restore-best"))
+    l2: float = field(default=0.0, metadata=_help("L2 penalty on the weights."))
+    momentum: float = field(default=0.9, metadata=_help(
+        "Momentum coefficient (momentum, nesterov)."))
+    beta1: float = field(default=0.9, metadata=_help("Adam beta1."))
+    beta2: float = field(default=0.999, metadata=_help("Adam beta2."))
+    eps: float = field(default=1e-8, metadata=_help("Adam / RMSprop epsilon."))
+    rmsprop_alpha: float = field(default=0.99, metadata=_help("RMSprop smoothing constant."))
+    seed: int = field(default=0, metadata=_help("Seed of the initial weights.", minimum=0))
+    shuffle_seed: int | None = field(default=None, metadata=_help(
+        "Seed of the minibatch order [default: --seed].", minimum=0))
+    dtype: str = field(default="float32", metadata=_help(
+        "Floating-point type of data and weights.", choices=DTYPES))
+    backend: str = field(default="numba", metadata=_help(
+        "Compute backend.", choices=tuple(BACKENDS)))
+    threads: int | None = field(default=None, metadata=_help(
+        "numba and BLAS threads [default: all cores].", minimum=1))
+    input_path: str = field(default="auto", metadata=_help(
+        "First layer of the numba engine: dense products, over nonzeros, or chosen by the "
+        "inputs' density.", choices=INPUT_PATHS))
+    hidden_sizes: tuple[int, ...] | None = field(default=None, metadata=_help(
+        "Hidden units of each hidden layer, e.g. 100,50 (instead of --hidden-size).",
+        minimum=1))
 
     def __post_init__(self):
         self._canonical_hidden_sizes()

@@ -72,9 +72,9 @@ class Network:
             X, y, self.theta, self.hidden_size, self.n_classes,
             codes.activation_code(self.activation))
 
-    def save(self, path) -> None:
-        """Write weights, dimensions, activation, dtype and config to ``path`` (``.npz``; read
-        it back with ``ffnn.load_model``)."""
+    def save(self, path, *, compressed: bool = False) -> None:
+        """Write weights, dimensions, activation, dtype and config to ``path`` (``.npz``,
+        deflated with ``compressed``; read it back with ``ffnn.load_model``)."""
         from .model_file import save_network  # model_file builds Networks: import on use
 
-        save_network(self, path)
+        save_network(self, path, compressed=compressed)

@@ -95,8 +95,9 @@ def parameter_arrays(widths: Sequence[int], dtype: str) -> dict[str, ArraySpec]:
     return {THETA_MEMBER: ArraySpec((parameter_count(widths),), np.dtype(dtype))}
 
 
-def save_network(network: Network, path) -> None:
-    """Write ``network`` to ``path`` in the layout of this module's docstring."""
+def save_network(network: Network, path, *, compressed: bool = False) -> None:
+    """Write ``network`` to ``path`` in the layout of this module's docstring (its members
+    deflated with ``compressed``)."""
     meta = {
         "format_version": FORMAT_VERSION,
         "n_features": network.n_features,
@@ -109,7 +110,8 @@ def save_network(network: Network, path) -> None:
         "config": None if network.config is None else network.config.to_dict(),
     }
     with open(path, "wb") as f:
-        np.savez(f, theta=network.theta, meta=np.array(json.dumps(meta)))
+        (np.savez_compressed if compressed else np.savez)(
+            f, theta=network.theta, meta=np.array(json.dumps(meta)))
 
 
 def load_model(path) -> Network:

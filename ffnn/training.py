@@ -40,6 +40,9 @@ class TrainResult:
     data loading, parameter initialisation and any JIT compilation, which happens before the loop
     starts. ``train_time_source`` is ``"measured"`` for a network trained on its own,
     ``"group-share"`` or ``"calibrated"`` for one trained by ``train_many``.
+    ``train_cpu_time`` is the CPU time of the same epochs, shared in a group as ``train_time``
+    is (``train_cpu_clock``: ``"thread"`` when single-threaded, else ``"process"``, which
+    includes the helper threads).
     The final ``train_*``, ``val_*`` and ``test_*`` metrics are those of the returned ``model``.
     """
 
@@ -59,6 +62,10 @@ class TrainResult:
     test_accuracy: float
     train_time_source: str = "measured"
     extra: dict = field(default_factory=dict)
+    # CPU seconds of the same epochs (shared like ``train_time``): the training thread's
+    # (``train_cpu_clock = "thread"``) when single-threaded, else the process's (``"process"``).
+    train_cpu_time: float = math.nan
+    train_cpu_clock: str = ""
 
 
 def initial_parameters(config: TrainConfig, n_features: int, n_classes: int) -> np.ndarray:
@@ -173,6 +180,7 @@ class _Member:
     history: list[EpochRecord] = field(default_factory=list)
     diverged: bool = False
     stopped_early: bool = False
+    cpu_time: float = 0.0
 
 
 def train_group(configs: list[TrainConfig], splits: Splits,
@@ -204,23 +212,26 @@ def train_group(configs: list[TrainConfig], splits: Splits,
     active = list(range(len(configs)))
     epoch = 0
     with limit_threads(first.threads) as n_threads:
+        cpu_clock = time.thread_time if n_threads == 1 else time.process_time
         wall_start = time.perf_counter()
         while active:
             epoch += 1
             order = epoch_order(first.effective_shuffle_seed, epoch, len(data.y_train))
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), cpu_clock()
             losses = backend.train_group(data.train, data.y_train, order, first.batch_size,
                                          nets, active, n_threads)
             val_loss, val_accuracy = (
                 backend.evaluate_group(data.val, data.y_val, nets, active, n_threads)
                 if has_val else (np.full(len(active), math.nan),) * 2)
             seconds = (time.perf_counter() - start) / len(active)
+            cpu = (cpu_clock() - cpu_start) / len(active)
             still = []
             for t, k in enumerate(active):
                 member = members[k]
                 record = EpochRecord(epoch, float(losses[t]), float(val_loss[t]),
                                      float(val_accuracy[t]), seconds)
                 member.history.append(record)
+                member.cpu_time += cpu
                 member.theta = nets.theta(k)
                 member.diverged, keep_best, member.stopped_early = end_of_epoch(
                     member.config, member.stopper, record, member.theta, has_val)
@@ -234,7 +245,11 @@ def train_group(configs: list[TrainConfig], splits: Splits,
             active = still
         wall_time = time.perf_counter() - wall_start
         finals = [m.best_theta if m.best_theta is not None else m.theta for m in members]
-        return _results(backend, configs, members, finals, data, n_threads), wall_time
+        results = _results(backend, configs, members, finals, data, n_threads)
+        for result, member in zip(results, members, strict=True):
+            result.train_cpu_time = member.cpu_time
+            result.train_cpu_clock = "thread" if n_threads == 1 else "process"
+        return results, wall_time
 
 
 def _results(backend, configs, members, thetas, data, n_threads) -> list[TrainResult]:

@@ -4,6 +4,7 @@ divergence, train, and one-line usage errors with exit code 2."""
 import json
 import math
 import re
+import shutil
 
 import pytest
 from click.testing import CliRunner
@@ -18,7 +19,7 @@ SMALL_DATA = ["--train-size", "300", "--val-size", "100", "--test-size", "100"]
 # 2 settings x 2 repeats x 2 epochs on 300 images, in this process, NumPy backend.
 TINY_FLAGS = ["--repeats", "2", "--max-epochs", "2", *SMALL_DATA, "--backend", "numpy",
               "--workers", "1"]
-HEADER = "| Optimizer | Train time | Epochs | Test loss | Test accuracy |"
+HEADER = "| Optimizer | Train time | Time | Per-epoch cost | Epochs | Test loss | Test accuracy |"
 
 
 def invoke(*args):
@@ -88,12 +89,13 @@ def test_tiny_study_writes_table_figures_log_and_records(tiny_study):
     assert len(rows) == 2
     for row in rows:
         cells = [c.strip() for c in row.strip("|").split("|")]
-        assert len(cells) == 5
-        assert cells[1].endswith(" s") and cells[4].endswith(" %")
-        assert all(" ± " in c for c in cells[1:])
-        assert cells[2].startswith("2.0 ±")  # two epochs each
+        assert len(cells) == 7
+        assert cells[1].endswith(" s") and cells[6].endswith(" %")
+        assert cells[2] == "thread cpu" and cells[3].endswith(" ms")
+        assert all(" ± " in c for c in cells[1:2] + cells[3:])
+        assert cells[4].startswith("2.0 ±")  # two epochs each
     assert "Best train time:" in report and "Best test accuracy:" in report
-    assert "Within 0.1 accuracy points of the best in the least time:" in report
+    assert "Trade-off (no other setting is both more accurate and faster" in report
     for name in ("curves.png", "test.png"):
         data = (out / "tiny" / name).read_bytes()
         assert data[:8] == PNG_SIGNATURE and len(data) > 10_000
@@ -133,11 +135,13 @@ def test_report_rebuilds_table_and_figures_without_training(tiny_study, tmp_path
     copy.mkdir(parents=True)
     for name in ("plan.json", "results.jsonl"):
         (copy / name).write_bytes((out / "tiny" / name).read_bytes())
+    shutil.copytree(out / "tiny" / "models", copy / "models")
     result = invoke("report", tmp_path / "copy")
     assert result.exit_code == 0, result.output
     assert (copy / "report.md").read_text() == table
     assert (copy / "curves.png").read_bytes()[:8] == PNG_SIGNATURE
     assert (copy / "test.png").read_bytes()[:8] == PNG_SIGNATURE
+    assert (copy / "runs.csv").read_text() == (out / "tiny" / "runs.csv").read_text()
 
 
 def test_several_studies_write_a_summary_linking_every_report(tmp_path, tiny_toml):
@@ -225,8 +229,9 @@ def test_plan_records_the_options_used(tiny_study):
 
 def test_progress_bar_counts_runs_when_asked_and_stays_quiet_otherwise(tmp_path, capsys,
                                                                         tiny_study, tiny_toml):
-    from ffnn.runner import DataSpec, StudyOptions, run_studies
-    from ffnn.study_specs import load_study_file
+    from ffnn.studies.plan import DataSpec, StudyOptions
+    from ffnn.studies.run import run_studies
+    from ffnn.studies.specs import load_study_file
 
     _, result = tiny_study
     assert "%|" not in result.output  # CliRunner's stderr is not a terminal: no bar

@@ -1,5 +1,5 @@
-"""Study records: the schema every reader shares (``record_schema.check_record``), strict JSON,
-older formats, and the append-only store (truncated and malformed lines, a failed write)."""
+"""Study records: the schema every reader shares (``studies.records.check_record``), strict
+JSON, older formats, and the append-only store (truncated and malformed lines, a failed write)."""
 
 import copy
 import errno
@@ -10,18 +10,18 @@ import os
 import pytest
 
 import ffnn
-from ffnn.record_schema import (
+from ffnn.studies.records import (
     RECORD_FORMAT,
     RecordError,
     check_record,
     encode_record,
     parse_record_line,
 )
-from ffnn.results import ResultStore, load_results, non_timing, read_records
+from ffnn.studies.store import ResultStore, load_results, non_timing, read_records
 
 
 def valid_record(key="a", **changes) -> dict:
-    """A complete record of the current format, as ``runner.make_record`` writes it."""
+    """A complete record of the current format, as ``records.make_record`` writes it."""
     record = {
         "format": RECORD_FORMAT, "key": key * 64 if len(key) == 1 else key,
         "study": "s", "parameter": "optimizer", "setting": "adam", "value": "adam",
@@ -38,6 +38,8 @@ def valid_record(key="a", **changes) -> dict:
         "grouped": False, "group_size": 1, "train_time": 0.2, "train_time_source": "measured",
         "group_wall_time": None, "calibration_epoch_seconds": None,
         "recorded_at": "2026-01-01T00:00:00+00:00", "worker": {"pid": 1},
+        "values": {"optimizer": "adam"}, "train_time_kind": "thread cpu", "epoch_cost": 0.1,
+        "epoch_cost_spread": None, "timing_key": "0123456789abcdef",
     }
     record.update(changes)
     return record

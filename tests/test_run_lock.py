@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 import ffnn
-from ffnn.run_lock import LOCK_FILE, OutputLocked, RunLock
 from ffnn.safe_io import replacing, write_atomic
+from ffnn.studies.lock import LOCK_FILE, OutputLocked, RunLock
 
 # 2 settings x 10 repeats x 60 epochs on 2,000 images with NumPy: ~0.25 s a run, ~5 s in all,
 # long enough for two more processes to start and be refused while the first one writes.
@@ -56,7 +56,7 @@ def test_a_second_holder_is_refused_naming_the_directory_and_the_holder(tmp_path
 def test_a_lock_left_by_a_killed_process_does_not_block(tmp_path):
     out = tmp_path / "out"
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from ffnn.run_lock import RunLock; "
+        [sys.executable, "-c", "import sys, time; from ffnn.studies.lock import RunLock; "
          f"RunLock({str(out)!r}).acquire(); print('locked', flush=True); time.sleep(60)"],
         stdout=subprocess.PIPE)
     try:
@@ -110,7 +110,8 @@ def test_fresh_cannot_get_past_a_running_study(tmp_path):
     assert f"study race done: {TOTAL} computed, 0 recorded before" in log
     assert f"{TOTAL} of {TOTAL} runs recorded" in (out / "race" / "report.md").read_text()
     assert sorted(p.name for p in (out / "race").iterdir()) == [
-        "curves.png", "plan.json", "report.md", "results.jsonl", "test.png"]
+        "confusion.png", "curves.png", "models", "plan.json", "predictions.png", "report.md",
+        "results.jsonl", "runs.csv", "table.csv", "test.png", "tradeoff.png"]  # no temporaries
 
 
 def test_whole_file_writes_replace_atomically_and_leave_nothing_on_failure(tmp_path):

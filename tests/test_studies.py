@@ -3,9 +3,8 @@
 import pytest
 
 import ffnn
-from ffnn.results import run_key
-from ffnn.runner import DataSpec, StudyOptions, plan_study
-from ffnn.study_specs import (
+from ffnn.studies.plan import DataSpec, StudyOptions, plan_study
+from ffnn.studies.specs import (
     BUILTIN_STUDIES,
     StudyError,
     builtin_study,
@@ -13,6 +12,7 @@ from ffnn.study_specs import (
     load_study_file,
     resolve_studies,
 )
+from ffnn.studies.store import run_key
 
 IDENTITY = {"float32": {"fingerprint": "f" * 32, "train_size": 300, "val_size": 100,
                         "test_size": 100, "split_seed": 0}}
@@ -126,7 +126,7 @@ def test_a_user_study_gets_study_defaults_and_float_fields_normalised(tmp_path):
      "optimizer"),
     ('name = "lr-adam"\nparameter = "l2"\nvalues = [0.0]\n', "built-in study name"),
     ('name = "a b"\nparameter = "l2"\nvalues = [0.0]\n', "name"),
-    ('name = "x"\nparameter = "l2"\nvalues = [0.0]\nrepeats = 3\n', "unknown key"),
+    ('name = "x"\nparameter = "l2"\nvalues = [0.0]\nrepetitions = 3\n', "unknown key"),
 ])
 def test_bad_study_files_raise_naming_file_and_field(tmp_path, text, message):
     path = _write(tmp_path, text)

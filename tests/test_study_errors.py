@@ -105,7 +105,7 @@ def test_a_diverged_run_is_written_as_strict_json_and_reads_back_nan(tmp_path):
     diverged = [w for w in written if w["diverged"]]
     assert len(diverged) == 2
     nulls = {name for w in diverged for name, v in w.items() if v is None} - {
-        "group_wall_time", "calibration_epoch_seconds"}
+        "group_wall_time", "calibration_epoch_seconds", "epoch_cost_spread"}
     assert nulls, "a diverged run has metrics without a value"
     for record in ffnn.load_results(out):
         if record["diverged"]:
@@ -259,7 +259,7 @@ def test_a_read_only_disk_names_the_file_it_could_not_write(tmp_path, tiny, monk
 def test_a_log_file_that_cannot_be_written_is_said_once_naming_it(tmp_path, capsys):
     import logging
 
-    from ffnn.runner import _LogFileHandler
+    from ffnn.studies.run import _LogFileHandler
 
     class FullDisk:
         def write(self, text):

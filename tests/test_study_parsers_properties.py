@@ -10,11 +10,12 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from test_records import valid_record
 
-from ffnn.record_schema import FIELDS, RecordError, check_record, encode_record, parse_record_line
-from ffnn.report import SettingSummary, table_markdown
-from ffnn.results import scan_records
-from ffnn.runner import StudyOptions, plan_study
-from ffnn.study_specs import StudyError, StudySpec, parse_study, study_from_mapping
+from ffnn.studies.plan import StudyOptions, plan_study
+from ffnn.studies.records import FIELDS, RecordError, check_record, encode_record, parse_record_line
+from ffnn.studies.report import table_markdown
+from ffnn.studies.specs import StudyError, StudySpec, parse_study, study_from_mapping
+from ffnn.studies.store import scan_records
+from ffnn.studies.table import build_rows
 
 # The autouse scratch-directory fixture is function-scoped; no example depends on it.
 SETTINGS = {"deadline": None, "suppress_health_check": [HealthCheck.function_scoped_fixture]}
@@ -145,10 +146,11 @@ def accepted_or_refused(line: bytes) -> None:
     assert check_record(record) == record or _nan_equal(check_record(record), record)
     again = parse_record_line(encode_record(record).rstrip(b"\n"))
     assert _nan_equal(again, record)
-    row = SettingSummary(record["setting"], [record], 1)
-    for name in ("train_time", "epochs", "test_loss", "test_accuracy"):
-        row.stat(name, finite_only=name.startswith("test"))
-    table_markdown(StudySpec("s", "", record["parameter"], (record["value"],)), [row])
+    [row] = build_rows([(record["setting"], {record["parameter"]: record["value"]},
+                         record["key"])], {record["key"]: record})
+    for name in ("train_time", "epoch_cost", "epochs", "test_loss", "test_accuracy"):
+        row.stat(name)
+    table_markdown(StudySpec.one("s", "", record["parameter"], (record["value"],)), [row])
 
 
 def _nan_equal(a, b) -> bool:

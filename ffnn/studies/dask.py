@@ -1,4 +1,6 @@
-"""Studies on a Dask distributed cluster: check the scheduler address, connect, run tasks.
+"""Studies on a Dask distributed cluster: check the scheduler address and connect.
+
+The tasks then run through ``client.get_executor()`` (``execute.open_executor``).
 
 ``check_address`` refuses what Dask would not connect to (no ``host:port``, an unknown scheme
 such as ``http://``, a port outside 1..65535) before anything is written; ``connect`` gives up
@@ -8,13 +10,10 @@ after ``timeout`` seconds (``DEFAULT_TIMEOUT``, or ``$FFNN_DASK_TIMEOUT``) with 
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-from collections.abc import Callable, Iterator, Sequence
 
-__all__ = ["DEFAULT_TIMEOUT", "SchedulerError", "check_address", "connect", "run_tasks",
-           "timeout_from_env"]
+__all__ = ["DEFAULT_TIMEOUT", "SchedulerError", "check_address", "connect", "timeout_from_env"]
 
 DEFAULT_TIMEOUT = 10.0
 TIMEOUT_ENV = "FFNN_DASK_TIMEOUT"
@@ -94,20 +93,3 @@ def connect(address: str, timeout: float | None = None):
                              f"({reason})") from None
     finally:
         quiet.setLevel(level)
-
-
-def run_tasks(client, tasks: Sequence, execute: Callable, *args) -> Iterator[tuple]:
-    """``(task, records or the exception)`` for each of ``tasks`` as it finishes, computed by
-    ``execute(task, *args)`` on the cluster (one task per worker thread)."""
-    from distributed import as_completed
-
-    futures = {client.submit(execute, task, *args, pure=False): task for task in tasks}
-    try:
-        for future in as_completed(futures, loop=client.loop):
-            try:
-                yield futures[future], future.result()
-            except Exception as e:  # noqa: BLE001 - reported per task by the caller
-                yield futures[future], e
-    finally:
-        with contextlib.suppress(Exception):
-            client.cancel(list(futures))

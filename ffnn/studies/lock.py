@@ -19,7 +19,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .safe_io import naming
+from ..safe_io import naming
 
 __all__ = ["LOCK_FILE", "OutputLocked", "RunLock"]
 

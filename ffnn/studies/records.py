@@ -7,7 +7,9 @@ Fields that format versions before theirs lack get the defaults in ``FIELDS``.
 
 Format versions: 1 the first; 2 adds ``grouped``, ``group_size``, ``group_wall_time`` and
 ``calibration_epoch_seconds``; 3 writes strict JSON (NaN and infinity as ``null``; 1 and 2
-wrote the non-JSON tokens ``NaN``/``Infinity``, which still read).
+wrote the non-JSON tokens ``NaN``/``Infinity``, which still read); 4 adds ``values`` (the
+setting's value of every varied parameter) and honest timing: ``train_time_kind``,
+``epoch_cost``, ``epoch_cost_spread`` and ``timing_key`` (``make_record``).
 
 Null: a metric (``train_loss``, ``train_accuracy``, ``val_loss``, ``val_accuracy``,
 ``test_loss``, ``test_accuracy``) may be null (or NaN) only where it has no value: the run
@@ -19,17 +21,23 @@ run trained alone and read back as ``None``. No other field may be null.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
+import os
+import platform
 import re
+import threading
+from datetime import UTC, datetime
 from typing import Any
 
-from .config import TrainConfig
+from ..config import TrainConfig
+from .timing import Cost, machine_fingerprint
 
 __all__ = ["FIELDS", "RECORD_FORMAT", "RecordError", "check_record", "encode_record",
-           "parse_record_line"]
+           "make_record", "parse_record_line"]
 
-RECORD_FORMAT = 3
+RECORD_FORMAT = 4
 METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss",
            "test_accuracy")
 HISTORY = ("train_loss", "val_loss", "val_accuracy", "seconds")
@@ -72,6 +80,11 @@ FIELDS: dict[str, tuple[str, int, Any]] = {
     "calibration_epoch_seconds": ("seconds or null", 2, None),
     "recorded_at": ("str", 1, _NO_DEFAULT),
     "worker": ("dict", 1, _NO_DEFAULT),
+    "values": ("values", 4, None),
+    "train_time_kind": ("time kind", 4, None),
+    "epoch_cost": ("seconds or null", 4, None),
+    "epoch_cost_spread": ("seconds or null", 4, None),
+    "timing_key": ("str", 4, None),
 }
 DATA_FIELDS = ("train_size", "val_size", "test_size", "split_seed")
 
@@ -242,6 +255,21 @@ def _check_source(name, value):
     return value
 
 
+def _check_time_kind(name, value):
+    from .table import NEW_TIME_KINDS
+
+    if value not in NEW_TIME_KINDS:
+        raise _wrong(name, "one of " + ", ".join(map(repr, NEW_TIME_KINDS)), value)
+    return value
+
+
+def _check_values(name, value):
+    _check_dict(name, value)
+    for key, item in value.items():
+        _check_scalar(f"{name}.{key}", item)
+    return value
+
+
 def _check_config(name, value):
     _check_dict(name, value)
     try:
@@ -292,4 +320,96 @@ _CHECKS = {
     "seconds": _check_seconds,
     "seconds or null": lambda name, value: _check_seconds(name, value, nullable=True),
     "source": _check_source,
+    "time kind": _check_time_kind,
+    "values": _check_values,
 }
+
+
+# --------------------------------------------------------------------------- writing records
+
+
+@functools.cache
+def versions() -> dict:
+    """The versions of everything that can change a run's result."""
+    machine = machine_fingerprint()
+    return {name: machine[name] for name in ("ffnn", "python", "numpy", "numba")}
+
+
+@functools.cache
+def _machine() -> dict:
+    machine = machine_fingerprint()
+    return {"cpu": machine["cpu"], "cores": machine["cores"], "host": platform.node(),
+            "system": platform.system()}
+
+
+def train_time_fields(run, result, cost: Cost | None) -> dict:
+    """The timing fields of a record: a grouped run's train time is ``epochs x cost``; a run
+    trained alone reports the CPU time of its own epoch loop (``TrainResult.train_cpu_time``),
+    its per-epoch cost is that over its epochs, without a spread. ``train_time_source`` keeps
+    its earlier values (``"calibrated"`` grouped, ``"measured"`` alone)."""
+    if run.grouped:
+        if cost is None:
+            raise ValueError(f"{run.setting} repeat {run.repeat}: grouped, but its timing key "
+                             f"{run.timing.id} has no measured cost")
+        return {"train_time": result.epochs * cost.mean, "train_time_kind": "epochs x cost",
+                "train_time_source": "calibrated", "epoch_cost": cost.mean,
+                "epoch_cost_spread": cost.spread}
+    seconds = float(result.train_cpu_time)
+    return {"train_time": seconds,
+            "train_time_kind": "thread cpu" if result.train_cpu_clock == "thread"
+            else "process cpu",
+            "train_time_source": "measured",
+            "epoch_cost": seconds / result.epochs if result.epochs else None,
+            "epoch_cost_spread": None}
+
+
+def make_record(run, result, splits, cost: Cost | None) -> dict:
+    """The record of one finished run (``run``: a ``plan.Run``; ``result``: its
+    ``TrainResult``; ``cost``: its timing key's ``Cost``, needed when it was grouped)."""
+    from .plan import data_identity
+
+    config = run.config
+    hist = result.history
+    extra = result.extra
+    wall = extra.get("group_wall_time")
+    return {
+        "format": RECORD_FORMAT,
+        "key": run.key,
+        "study": run.study,
+        "parameter": run.parameter,
+        "setting": run.setting,
+        "value": run.value if len(run.values) == 1 else run.setting,
+        "values": dict(run.values),
+        "repeat": run.repeat,
+        "seed": config.seed,
+        "shuffle_seed": config.effective_shuffle_seed,
+        "config": config.to_dict(),
+        "data": {**data_identity(splits, run.data), "source": splits.source,
+                 "n_features": splits.n_features, "n_classes": splits.n_classes},
+        "epochs": result.epochs,
+        "best_epoch": result.best_epoch,
+        "stopped_early": bool(result.stopped_early),
+        "diverged": bool(result.diverged),
+        **{name: float(getattr(result, name)) for name in (
+            "train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss",
+            "test_accuracy")},
+        "history": {
+            "train_loss": [float(e.train_loss) for e in hist],
+            "val_loss": [float(e.val_loss) for e in hist],
+            "val_accuracy": [float(e.val_accuracy) for e in hist],
+            "seconds": [float(e.seconds) for e in hist],
+        },
+        "backend": config.backend,
+        "dtype": config.dtype,
+        "versions": dict(versions()),
+        "machine": dict(_machine()),
+        "grouped": run.grouped,
+        "group_size": int(extra.get("group_size", 1)),
+        **train_time_fields(run, result, cost),
+        "timing_key": run.timing.id,
+        "group_wall_time": None if wall is None else float(wall),
+        "calibration_epoch_seconds": None,
+        "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "worker": {"host": platform.node(), "pid": os.getpid(),
+                   "thread": threading.current_thread().name},
+    }

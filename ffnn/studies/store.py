@@ -5,19 +5,19 @@ Each study directory holds ``results.jsonl``: one JSON object per line, appended
 ``fsync``-ed as soon as a run finishes. A kill at any moment leaves at most one incomplete last
 line; the writer cuts it off before appending, so it never corrupts the records around it.
 
-A line counts as a record only if ``record_schema.check_record`` accepts it; readers skip every
+A line counts as a record only if ``records.check_record`` accepts it; readers skip every
 other line (an incomplete last line, a line that is not JSON, an object missing a field or with
 a field of the wrong type) and report each once, with file, line number and reason
 (``ResultStore.problems``; ``read_records`` logs them). The run of a skipped line is computed
-again. Records are written as strict JSON (``record_schema.encode_record``).
+again. Records are written as strict JSON (``records.encode_record``).
 
 Every record carries ``key``: the sha256 of the canonical JSON (sorted keys, no spaces) of
 everything that determines the run: the full ``TrainConfig`` (seeds, backend, dtype included),
-the data identity (``Splits.fingerprint()``, split sizes and split seed) and, for a run trained
-in a group (``ffnn.train_many``), the group: the keys its members would have alone, in order
-(a group's members change each other's results in the last bits). A re-run with other flags or
-data, or grouped where it was not, therefore produces other keys and never reuses old records.
-The key of a run trained alone is the same as before grouping existed (format 1).
+and the data identity (``Splits.fingerprint()``, split sizes and split seed). A re-run with other
+flags or data produces other keys and never reuses old records. A run trained in a group
+(``ffnn.train_many``) has the key it has alone, because the engine computes each member exactly
+as it would alone (bitwise), so grouped and ``--no-group`` runs share records. (Before format 4,
+a grouped run's key also named its group; such records still read, and are simply not used.)
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .record_schema import RECORD_FORMAT, RecordError, encode_record, parse_record_line
-from .safe_io import naming
+from ..safe_io import naming
+from .records import RECORD_FORMAT, RecordError, encode_record, parse_record_line
 
 __all__ = [
     "RECORD_FORMAT", "RESULTS_FILE", "TIMING_FIELDS", "BadLine", "ResultStore",
@@ -43,7 +43,7 @@ RESULTS_FILE = "results.jsonl"
 # Fields that depend on when, where and how fast a run was computed; everything else in a
 # record is bitwise reproducible (``non_timing``).
 TIMING_FIELDS = ("train_time", "train_time_source", "recorded_at", "worker", "group_wall_time",
-                 "calibration_epoch_seconds")
+                 "calibration_epoch_seconds", "epoch_cost", "epoch_cost_spread")
 HISTORY_TIMING_FIELDS = ("seconds",)
 
 log = logging.getLogger(__name__)
@@ -54,13 +54,9 @@ def canonical_json(obj) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"))
 
 
-def run_key(config: dict, data: dict, group: list[str] | None = None) -> str:
-    """sha256 hex of the canonical JSON of a run's config dict and data identity dict, and, for
-    a grouped run, ``group``: the solo keys (``run_key(config, data)``) of its group's members in
-    training order."""
+def run_key(config: dict, data: dict) -> str:
+    """sha256 hex of the canonical JSON of a run's config dict and data identity dict."""
     what = {"config": config, "data": data}
-    if group is not None:
-        what["group"] = list(group)
     return hashlib.sha256(canonical_json(what).encode()).hexdigest()
 
 
@@ -123,18 +119,28 @@ def read_records(path) -> list[dict]:
     return records
 
 
-def load_results(directory) -> list[dict]:
+def load_results(directory, *, as_frame: bool = False):
     """Every record under ``directory``: a study output directory (``--out``), one study's
     directory, or a ``results.jsonl`` file. Records of one file keep their order; files are
     read in sorted path order.
+
+    ``as_frame=True``: a pandas DataFrame instead, one flat row per run
+    (``export.flat_records``: setting, repeat, seeds, epochs, times, losses, accuracies and
+    ``config.<field>`` columns); an ``ImportError`` naming the extra when pandas is missing.
     """
     directory = Path(directory)
     if directory.is_file():
-        return read_records(directory)
-    if not directory.is_dir():
+        records = read_records(directory)
+    elif not directory.is_dir():
         raise FileNotFoundError(f"{directory}: no such results directory")
-    files = sorted(directory.rglob(RESULTS_FILE))
-    return [r for f in files for r in read_records(f)]
+    else:
+        records = [r for f in sorted(directory.rglob(RESULTS_FILE)) for r in read_records(f)]
+    if not as_frame:
+        return records
+    from .export import as_frame as frame
+    from .export import flat_records
+
+    return frame(flat_records(records))
 
 
 class ResultStore:

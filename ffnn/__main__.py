@@ -1,0 +1,6 @@
+"""``python -m ffnn`` runs ``ffnn-run``."""
+
+from .cli import main
+
+if __name__ == "__main__":
+    main(prog_name="ffnn-run")
