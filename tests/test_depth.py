@@ -11,7 +11,7 @@ from ffnn.kernels import BACKENDS, codes, get_backend
 from ffnn.kernels.layout import n_params, unpack
 
 import ffnn
-from ffnn.results import run_key
+from ffnn.studies.store import run_key
 
 FIXTURES = Path(__file__).parent / "fixtures"
 F, C, BATCH = 5, 3, 7
@@ -258,3 +258,77 @@ def test_train_many_calibrates_deep_networks(splits):
     configs = [c.replace(max_epochs=2, early_stopping=False) for c in deep_configs()[:2]]
     results = ffnn.train_many(configs, splits, calibrate=True)
     assert [r.train_time_source for r in results] == ["calibrated"] * 2
+
+
+# ----------------------------------------------------------------------------- CLI and studies
+def test_cli_trains_and_saves_a_deep_network(tmp_path):
+    from click.testing import CliRunner
+
+    from ffnn.cli import main
+
+    path = tmp_path / "deep.npz"
+    result = CliRunner().invoke(main, [
+        "train", "--backend", "numpy", "--max-epochs", "2", "--hidden-sizes", "8,4",
+        "--train-size", "300", "--val-size", "100", "--test-size", "100", "--save", str(path)])
+    assert result.exit_code == 0, result.output
+    assert ffnn.load_model(path).hidden_sizes == (8, 4)
+    for bad, message in (("8,0", "every entry must be >= 1"), ("8,x", "comma-separated")):
+        refused = CliRunner().invoke(main, ["train", "--hidden-sizes", bad])
+        assert refused.exit_code == 2 and "--hidden-sizes" in refused.output
+        assert message in refused.output
+
+
+def test_depth_adam_is_a_built_in_study_of_five_depths():
+    from ffnn.studies.specs import BUILTIN_STUDIES
+
+    spec = BUILTIN_STUDIES["depth-adam"]
+    assert spec.values == ((100,), (100, 100), (256, 128), (128, 64, 32), (512, 256, 128))
+    configs = [spec.config(v) for v in spec.values]
+    assert [c.hidden_sizes for c in configs] == list(spec.values)
+    assert {(c.optimizer, c.learning_rate, c.activation, c.early_stopping) for c in configs} == {
+        ("adam", 1e-3, "elu", True)}
+    assert "hidden_size" not in spec.fixed and "hidden_sizes" not in spec.fixed
+    # its one-layer setting is hidden-adam's hidden 100, key for key
+    assert configs[0].to_dict() == BUILTIN_STUDIES["hidden-adam"].config(100).to_dict()
+    assert [s.label for s in spec.settings()] == ["100", "100-100", "256-128", "128-64-32",
+                                                  "512-256-128"]
+
+
+def test_hidden_sizes_is_a_toml_parameter_labelled_by_its_sizes():
+    from ffnn.studies.specs import StudyError, parse_study
+
+    spec = parse_study(b'name = "d"\nparameter = "hidden_sizes"\nvalues = [[100], [100, 50]]\n',
+                       "d.toml")
+    assert spec.values == ((100,), (100, 50))
+    assert [s.label for s in spec.settings()] == ["100", "100-50"]
+    assert spec.config((100,)) == ffnn.TrainConfig(**{**spec.fixed, "hidden_size": 100})
+    with pytest.raises(StudyError, match=r"values\[1\] = \[100\] duplicates values\[0\]"):
+        parse_study(b'name = "d"\nparameter = "hidden_sizes"\nvalues = [[100], [100]]\n', "d")
+    with pytest.raises(StudyError, match=r"values\[1\]: expected a non-empty list of integers"):
+        parse_study(b'name = "d"\nparameter = "hidden_sizes"\nvalues = [[100], "x"]\n', "d")
+    deep_base = parse_study(b'name = "d"\nparameter = "activation"\nvalues = ["relu"]\n'
+                            b'[base]\nhidden_sizes = [12, 6]\n', "d")
+    assert deep_base.config("relu").hidden_sizes == (12, 6)
+
+
+def test_a_toml_study_over_hidden_sizes_runs_resumes_and_reports(tmp_path):
+    from click.testing import CliRunner
+
+    from ffnn.cli import main
+
+    study = tmp_path / "d.toml"
+    study.write_text('name = "d"\nparameter = "hidden_sizes"\nvalues = [[8], [8, 4]]\n'
+                     '[base]\nmax_epochs = 2\n')
+    args = ["study", "--file", str(study), "--repeats", "1", "--train-size", "300",
+            "--val-size", "100", "--test-size", "100", "--workers", "1", "--backend", "numpy",
+            "--no-models", "--out", str(tmp_path / "out")]
+    for _ in range(2):  # the second run finds every run recorded
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in
+               (tmp_path / "out" / "d" / "results.jsonl").read_text().splitlines()]
+    assert sorted(r["setting"] for r in records) == ["8", "8-4"]
+    assert {r["config"].get("hidden_size") or tuple(r["config"]["hidden_sizes"])
+            for r in records} == {8, (8, 4)}
+    report = (tmp_path / "out" / "d" / "report.md").read_text()
+    assert "| 8-4 |" in report and "| 8 |" in report

@@ -225,8 +225,12 @@ def _check_int(name, value, minimum=None):
 
 
 def _check_scalar(name, value):
+    """A setting's value: a number, string or boolean, or a list of integers (hidden sizes)."""
+    if isinstance(value, list) and value and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return value
     if value is None or isinstance(value, dict | list):
-        raise _wrong(name, "a number, string or boolean", value)
+        raise _wrong(name, "a number, string, boolean or list of integers", value)
     return value
 
 

@@ -69,6 +69,7 @@ RECIPE_FIELDS = {"repeats": 1, "max_epochs": 1, "train_size": 0, "val_size": 0,
 LABELS = {
     "optimizer": "Optimizer", "activation": "Activation", "learning_rate": "Learning rate",
     "hidden_size": "Hidden size", "batch_size": "Batch size", "l2": "L2",
+    "hidden_sizes": "Hidden sizes",
 }
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -77,6 +78,8 @@ _FLOAT_FIELDS = {f.name: f.type in (float, "float") for f in dataclasses.fields(
 _TOML_KEYS = ("name", "description", "parameter", "values", "grid", "label", "base",
               *RECIPE_FIELDS)
 _SCALARS = (bool, int, float, str)
+# The two spellings of the hidden layers (``TrainConfig``): setting one drops the other.
+_HIDDEN = ("hidden_size", "hidden_sizes")
 _REPR = reprlib.Repr()  # user values in messages: short, and never too deep to print
 _REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 2, 60, 60
 _show = _REPR.repr
@@ -158,8 +161,8 @@ class StudySpec:
     @property
     def fixed(self) -> dict:
         """Every non-default field the study fixes: defaults + base, minus the varied ones."""
-        fixed = {**STUDY_DEFAULTS, **self.base}
-        for p in self.parameters:
+        fixed = _merged(STUDY_DEFAULTS, self.base)
+        for p in _varied(self.parameters):
             fixed.pop(p, None)
         return fixed
 
@@ -170,7 +173,7 @@ class StudySpec:
             values = values.values
         elif not isinstance(values, dict):
             values = {self.parameters[0]: values}
-        merged = {**STUDY_DEFAULTS, **self.base, **runner_fields, **values}
+        merged = _merged(STUDY_DEFAULTS, self.base, runner_fields, values)
         return TrainConfig(**{k: _as_field_type(k, v) for k, v in merged.items()})
 
     def setting_label(self, values) -> str:
@@ -194,6 +197,7 @@ class StudySpec:
     def from_dict(cls, d: dict) -> StudySpec:
         grid = (tuple((p, tuple(v)) for p, v in d["grid"]) if "grid" in d
                 else ((d["parameter"], tuple(d["values"])),))
+        grid = tuple((p, tuple(_as_field_type(p, x) for x in v)) for p, v in grid)
         return cls(name=d["name"], description=d.get("description", ""), grid=grid,
                    base=dict(d.get("base", {})), label=d.get("label", ""),
                    source=d.get("source", "built-in"), recipe=dict(d.get("recipe", {})))
@@ -203,8 +207,43 @@ class StudySpec:
         return f"{self.name}: {self.description}"
 
 
+def _merged(*layers: dict) -> dict:
+    """The layers of fields, later ones winning; a layer giving one spelling of the hidden
+    layers (``_HIDDEN``) replaces the other spelling of earlier layers."""
+    merged: dict = {}
+    for layer in layers:
+        if any(name in layer for name in _HIDDEN):
+            for name in _HIDDEN:
+                merged.pop(name, None)
+        merged.update(layer)
+    return merged
+
+
+def _varied(parameters) -> set:
+    """The fields the varied ``parameters`` set, both hidden spellings for either."""
+    varied = set(parameters)
+    return varied | set(_HIDDEN) if varied & set(_HIDDEN) else varied
+
+
+def _plain(name: str, value) -> bool:
+    """A TOML value a field may take: a scalar, or for ``hidden_sizes`` a non-empty list of
+    integers (as ``[100, 50]``)."""
+    if name == "hidden_sizes":
+        return (isinstance(value, list | tuple) and bool(value)
+                and all(isinstance(v, int) and not isinstance(v, bool) for v in value))
+    return isinstance(value, _SCALARS)
+
+
+def _wanted(name: str) -> str:
+    return ("a non-empty list of integers" if name == "hidden_sizes"
+            else "a number, string or boolean")
+
+
 def _as_field_type(name, value):
-    """TOML's ``1`` for a float field becomes ``1.0``, so equal configs hash equally."""
+    """TOML's ``1`` for a float field becomes ``1.0``, and a list of hidden sizes a tuple, so
+    equal configs hash equally."""
+    if name == "hidden_sizes" and isinstance(value, list):
+        return tuple(value)
     if _FLOAT_FIELDS.get(name) and isinstance(value, int) and not isinstance(value, bool):
         try:
             return float(value)
@@ -214,7 +253,9 @@ def _as_field_type(name, value):
 
 
 def format_value(value) -> str:
-    """``1e-05``, ``0.05``, ``adam``, ``250``, ``on``/``off``."""
+    """``1e-05``, ``0.05``, ``adam``, ``250``, ``on``/``off``, hidden sizes ``100-50``."""
+    if isinstance(value, tuple | list):
+        return "-".join(format_value(v) for v in value)
     if isinstance(value, bool):
         return "on" if value else "off"
     if isinstance(value, float):
@@ -228,6 +269,7 @@ def _builtins() -> dict[str, StudySpec]:
     rates = (1e-5, 1e-4, 1e-3, 1e-2, 5e-2)
     hidden = (5, 10, 25, 50, 100)
     batches = (50, 100, 250, 500, 1000)
+    depths = ((100,), (100, 100), (256, 128), (128, 64, 32), (512, 256, 128))
     no_es = {"early_stopping": False}
     one = StudySpec.one
     specs = [
@@ -255,6 +297,8 @@ def _builtins() -> dict[str, StudySpec]:
             "batch_size", batches, NESTEROV),
         one("batch-adam", "batch sizes 50..1000, Adam at lr 0.001",
             "batch_size", batches, ADAM),
+        one("depth-adam", "one to three hidden layers (100 .. 512-256-128), Adam at lr 0.001",
+            "hidden_sizes", depths, ADAM),
     ]
     return {s.name: s for s in specs}
 
@@ -353,9 +397,9 @@ def study_from_mapping(doc: dict, source: str) -> StudySpec:
 def _check_base(base: dict, grid, fail) -> None:
     """Blame a bad ``base`` field on ``base.<field>``: check the study defaults and ``base``
     alone, the varied parameters left at ``TrainConfig``'s defaults."""
-    varied = {p for p, _ in grid}
+    varied = _varied(p for p, _ in grid)
     try:
-        TrainConfig(**{k: _as_field_type(k, v) for k, v in {**STUDY_DEFAULTS, **base}.items()
+        TrainConfig(**{k: _as_field_type(k, v) for k, v in _merged(STUDY_DEFAULTS, base).items()
                        if k not in varied})
     except (ValueError, TypeError) as e:
         name = str(e).partition(":")[0]
@@ -389,8 +433,8 @@ def _grid(doc: dict, fail) -> tuple[tuple[str, tuple], ...]:
         if not isinstance(values, list) or not values:
             fail(f"{where}: expected a non-empty list")
         for i, value in enumerate(values):
-            if not isinstance(value, _SCALARS):
-                fail(f"{where}[{i}]: expected a number, string or boolean, got {_show(value)}")
+            if not _plain(parameter, value):
+                fail(f"{where}[{i}]: expected {_wanted(parameter)}, got {_show(value)}")
         converted = []
         for i, value in enumerate(values):
             try:
@@ -418,8 +462,8 @@ def _base(doc: dict, parameters, fail) -> dict:
                  "threads=1); remove it")
         if key not in _CONFIG_FIELDS:
             fail(f"base.{key}: unknown TrainConfig field; expected one of {', '.join(variable)}")
-        if not isinstance(base[key], _SCALARS):
-            fail(f"base.{key}: expected a number, string or boolean, got {_show(base[key])}")
+        if not _plain(key, base[key]):
+            fail(f"base.{key}: expected {_wanted(key)}, got {_show(base[key])}")
         if key in parameters:
             fail(f"base.{key}: is the varied parameter; give its values in one place only")
     return dict(base)
