@@ -1,4 +1,4 @@
-"""Study definitions: the twelve built-in studies and user studies read from TOML.
+"""Study definitions: the thirteen built-in studies and user studies read from TOML.
 
 A study varies one ``TrainConfig`` field over a list of values, or several as a grid (every
 combination), and fixes every other field at the *study defaults* (``STUDY_DEFAULTS``) plus the
@@ -19,6 +19,10 @@ TOML format (one study per file; see ``ffnn/studies/example.toml``)::
 
     [base]                           # optional: overrides of the study defaults
     optimizer = "adam"
+
+Hidden layers as a parameter: ``parameter = "hidden_sizes"``, ``values = [[100], [100, 50]]``
+(labelled ``100`` and ``100-50``; compared as ``TrainConfig`` canonicalises them, so ``[100]``
+is ``hidden_size = 100``). Either spelling set by ``values`` or ``base`` replaces the other.
 
     # optional recipe (``RECIPE_FIELDS``): command-line flags override these
     repeats = 3
