@@ -28,7 +28,7 @@ def scripted_backend(losses):
         return (np.array([losses[int(nets.thetas[k][0]) - 1] for k in active]),
                 np.full(len(active), 0.5))
 
-    return types.SimpleNamespace(__name__="scripted", warm_up=lambda dtype: None,
+    return types.SimpleNamespace(__name__="scripted", warm_up=lambda dtype, path=None: None,
                                  prepare=reference.prepare, Networks=reference.Networks,
                                  train_group=train_group, evaluate_group=evaluate_group)
 

@@ -71,7 +71,7 @@ def test_a_complete_record_is_accepted_and_reads_back_as_written():
     ({"config": {"width": 3}}, "config: unknown TrainConfig field"),
     ({"data": {"train_size": 1}}, "data: missing 'val_size'"),
     ({"format": RECORD_FORMAT + 1}, f"format: version {RECORD_FORMAT + 1} is not one"),
-    ({"value": None}, "value: expected a number, string or boolean"),
+    ({"value": None}, "value: expected a number, string, boolean or list of integers"),
 ])
 def test_a_record_with_a_wrong_field_is_refused_with_the_reason(change, reason):
     with pytest.raises(RecordError, match=reason):
