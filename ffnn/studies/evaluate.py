@@ -81,7 +81,8 @@ def evaluate_saved(path, data=None, test_size=None, split_seed=0, figures=None
     paths = []
     if figures is not None:
         config = model.config
-        title = f"{Path(path).name}: hidden {model.hidden_size}, {model.activation}" + (
+        hidden = "-".join(map(str, model.hidden_sizes))
+        title = f"{Path(path).name}: hidden {hidden}, {model.activation}" + (
             f", {config.optimizer} lr {config.learning_rate:g}" if config else "")
         paths = write_model_figures(figures, evaluation, splits.X_test, splits.y_test, title)
     return evaluation, paths
