@@ -3,8 +3,9 @@
 Networks that share the minibatch order (``shuffle_seed``), ``batch_size``, ``dtype``, backend
 and ``threads`` are trained by one engine call per epoch (``ffnn.training.train_group``, the
 loop ``ffnn.train`` also runs, with a group of one): each minibatch is gathered once for all of
-them. Everything else stays per network: initial weights (``seed``), activation, hidden size,
-optimizer and its hyperparameters, learning rate, ``l2``, early stopping and divergence. Each
+them. Everything else stays per network: initial weights (``seed``), activation, hidden sizes
+and depth, optimizer and its hyperparameters, learning rate, ``l2``, early stopping and
+divergence. Each
 network stops on its own and is retired while the others go on. A network's arithmetic does not
 depend on its group (``ffnn.kernels.engine``), so every result equals ``ffnn.train`` of that
 configuration alone, bitwise: grouping is a pure speed-up.
@@ -82,10 +83,10 @@ def train_many(configs: Sequence[TrainConfig], splits: Splits, *,
 
     The configurations must share ``shuffle_seed`` (effective), ``batch_size``, ``dtype``,
     ``backend`` and ``threads`` (``ValueError`` naming the field otherwise); anything else may
-    differ, hidden sizes included. Each result equals ``ffnn.train(config, splits)`` bitwise
-    (weights, losses, epochs), whatever the rest of the group. ``callback(i, record)`` is called
-    after every epoch of network ``i``. With ``threads >= 2`` the networks are split between the
-    threads for whole epochs.
+    differ, hidden sizes and depths included. Each result equals ``ffnn.train(config, splits)``
+    bitwise (weights, losses, epochs), whatever the rest of the group. ``callback(i, record)``
+    is called after every epoch of network ``i``. With ``threads >= 2`` the networks are split
+    between the threads for whole epochs.
 
     Train time: by default (``calibrate=False``) each epoch's measured group wall time is shared
     equally among the networks that trained in it: ``train_time_source = "group-share"``. With
