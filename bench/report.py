@@ -29,7 +29,8 @@ from targets import CHECKS, Results, checks_for, ratio
 
 DEFAULT_RUN = Path(__file__).resolve().parent / "results" / "latest.json"
 WORKLOADS = {"W1": "hidden 10, batch 250, float32", "W2": "hidden 100, batch 250, float32",
-             "W3": "hidden 10, batch 50, float32", "W4": "hidden 100, batch 250, float64"}
+             "W3": "hidden 10, batch 50, float32", "W4": "hidden 100, batch 250, float64",
+             "W5": "hidden (256, 128), batch 250, float32"}
 MARKER = re.compile(r"(<!-- bench-report:?([^>]*?)-->\n)(.*?)(<!-- /bench-report -->)", re.S)
 
 

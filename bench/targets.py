@@ -1,4 +1,4 @@
-"""Issue 11's acceptance targets and goals, each as a measurement of a saved benchmark run.
+"""Issues 11 and 12's acceptance targets and goals, each as a measurement of a saved benchmark run.
 
 A ``Check`` reads its figure from ``Results`` (the medians of one run, built by
 ``bench/report.py``) and says whether it holds; the report prints each one in its group's table
@@ -75,9 +75,13 @@ def _epoch(workload, row):
     return lambda r: r.epoch.get((workload, "adam", row))
 
 
-def _vs_torch(workload, row="ffnn-numba 1t"):
-    return lambda r: ratio(r.epoch.get((workload, "adam", "torch 2t")),
+def _vs(workload, other, row):
+    return lambda r: ratio(r.epoch.get((workload, "adam", other)),
                            r.epoch.get((workload, "adam", row)))
+
+
+def _vs_torch(workload, row="ffnn-numba 1t"):
+    return _vs(workload, "torch 2t", row)
 
 
 def _grouped(mode, k, hidden, threads, what):
@@ -102,6 +106,13 @@ def _epoch_checks():
                             _epoch(workload, "ffnn-numba 1t"), _at_most(ms / 1e3), "ms"))
     checks.append(Check("goal", "epoch", ("W1", "adam"), "W1", "1", ">= 6x PyTorch",
                         _vs_torch("W1"), _at_least(6), "x"))
+    # issue 12: the two-layer W5, ffnn-numba at 2 threads
+    checks.append(Check("target", "epoch", ("W5", "adam"), "W5", "2", ">= 1.3x PyTorch",
+                        _vs_torch("W5", "ffnn-numba 2t"), _at_least(1.3), "x"))
+    checks.append(Check("target", "epoch", ("W5", "adam"), "W5", "2", ">= 2x scikit-learn",
+                        _vs("W5", "sklearn 2t", "ffnn-numba 2t"), _at_least(2), "x"))
+    checks.append(Check("goal", "epoch", ("W5", "adam"), "W5", "2", ">= 2x PyTorch",
+                        _vs_torch("W5", "ffnn-numba 2t"), _at_least(2), "x"))
     return checks
 
 

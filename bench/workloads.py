@@ -42,19 +42,25 @@ def rounds(n: int) -> int:
 @dataclass(frozen=True)
 class Workload:
     name: str
-    hidden_size: int
+    hidden_sizes: tuple[int, ...]
     batch_size: int
     dtype: str
 
+    @property
+    def hidden(self) -> str:
+        """``10`` for one hidden layer, ``(256, 128)`` for several."""
+        return str(self.hidden_sizes[0]) if len(self.hidden_sizes) == 1 else str(self.hidden_sizes)
+
     def describe(self) -> str:
-        return f"hidden {self.hidden_size}, batch {self.batch_size}, {self.dtype}"
+        return f"hidden {self.hidden}, batch {self.batch_size}, {self.dtype}"
 
 
 WORKLOADS = {w.name: w for w in (
-    Workload("W1", 10, 250, "float32"),
-    Workload("W2", 100, 250, "float32"),
-    Workload("W3", 10, 50, "float32"),
-    Workload("W4", 100, 250, "float64"),
+    Workload("W1", (10,), 250, "float32"),
+    Workload("W2", (100,), 250, "float32"),
+    Workload("W3", (10,), 50, "float32"),
+    Workload("W4", (100,), 250, "float64"),
+    Workload("W5", (256, 128), 250, "float32"),
 )}
 OPTIMIZERS = ("adam", "nesterov")
 
@@ -162,7 +168,7 @@ def plain(values: dict) -> dict:
 def ffnn_config(workload: Workload, optimizer: str, backend: str,
                 threads: int) -> ffnn.TrainConfig:
     return ffnn.TrainConfig(
-        hidden_size=workload.hidden_size, batch_size=workload.batch_size, dtype=workload.dtype,
+        hidden_sizes=workload.hidden_sizes, batch_size=workload.batch_size, dtype=workload.dtype,
         activation=ACTIVATION, optimizer=optimizer, learning_rate=LEARNING_RATE[optimizer],
         backend=backend, threads=threads, early_stopping=False)
 
@@ -216,9 +222,11 @@ class TorchRunner:
         torch, w = self.torch, self.workload
         torch.set_num_threads(self.threads)
         torch.manual_seed(0)
-        model = torch.nn.Sequential(
-            torch.nn.Linear(self.X.shape[1], w.hidden_size), torch.nn.ReLU(),
-            torch.nn.Linear(w.hidden_size, self.n_classes)).to(getattr(torch, w.dtype))
+        widths = [self.X.shape[1], *w.hidden_sizes]
+        layers = [m for n_in, n_out in zip(widths, widths[1:], strict=False)
+                  for m in (torch.nn.Linear(n_in, n_out), torch.nn.ReLU())]
+        model = torch.nn.Sequential(*layers, torch.nn.Linear(widths[-1], self.n_classes)).to(
+            getattr(torch, w.dtype))
         optimizer = self._optimizer(list(model.parameters()))
         loss_fn = torch.nn.CrossEntropyLoss()
         generator = torch.Generator().manual_seed(0)
@@ -261,7 +269,7 @@ class SklearnRunner:
         solver = dict(solver="adam") if self.optimizer == "adam" else dict(
             solver="sgd", momentum=0.9, nesterovs_momentum=True)
         model = MLPClassifier(
-            hidden_layer_sizes=(self.workload.hidden_size,), activation=ACTIVATION, alpha=0.0,
+            hidden_layer_sizes=self.workload.hidden_sizes, activation=ACTIVATION, alpha=0.0,
             batch_size=self.workload.batch_size,
             learning_rate_init=LEARNING_RATE[self.optimizer], shuffle=True, random_state=0,
             **solver)
@@ -334,5 +342,5 @@ def bench_epochs(benchmark, implementation: Implementation, workload: Workload, 
         log.check(epochs)
     record_runs(benchmark, logs, suite=suite, workload=workload.name, optimizer=optimizer,
                 implementation=implementation.name, threads=implementation.threads,
-                hidden_size=workload.hidden_size, batch_size=workload.batch_size,
+                hidden_sizes=list(workload.hidden_sizes), batch_size=workload.batch_size,
                 dtype=workload.dtype, **info)
