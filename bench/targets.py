@@ -156,8 +156,11 @@ def _other_checks():
               Results.cold_compile, _at_most(10), "s"),
         Check("goal", "compile", (), "cold compile (cold - warm process)", "-", "<= 6 s",
               Results.cold_compile, _at_most(6), "s"),
-        Check("target", "kernels", (), "`kernels/` code lines", "-", "<= 1,100",
-              lambda r: r.kernels_code_lines, _at_most(1100), "lines"),
+        # issue 11: <= 1,100 for the one-layer engine (it reached 1,063); issue 12 allows 20 %
+        # above that with depth added: 1,275
+        Check("target", "kernels", (), "`kernels/` code lines", "-",
+              "<= 1,275 (issue 12: issue 11's 1,063 + 20 %)",
+              lambda r: r.kernels_code_lines, _at_most(1275), "lines"),
         Check("goal", "study", ("all", "grouped"), "`ffnn-run study all` (600 runs)", "default",
               "<= 4 min wall", lambda r: r.study.get(("all", "grouped")), _at_most(240), "s"),
     ]
