@@ -23,6 +23,7 @@ def test_two_settings_within_noise_tie():
 def test_all_equal_values_tie():
     v = best_of([Candidate(n, [250.0, 250.0, 250.0]) for n in "abc"], lower_is_better=True)
     assert v.kind == "tie" and v.p_value == 1.0
+    assert set(v.tied) == {"a", "b", "c"}
 
 
 def test_higher_is_better_for_accuracy():

@@ -185,8 +185,11 @@ def verdict_text(spec: StudySpec, rows: list[Row], quantity: str, what: str) -> 
                  "difference beyond the per-epoch cost spread)")
         return f"{what}: {_name(spec, v.leader)} ({detail(lead)}){against}."
     if v.kind == "tie":
-        return (f"{what}: {_name(spec, v.leader)} and {v.runner_up} tie, within noise "
-                f"(Welch p = {v.p_value:.2g}); no setting is named.")
+        names = [_name(spec, v.leader), *v.tied[1:]]
+        who = (f"all {len(names)} settings" if len(names) == len(rows)
+               else ", ".join(names[:-1]) + f" and {names[-1]}")
+        return (f"{what}: {who} tie, within noise (Welch p = {v.p_value:.2g} between the "
+                "leader and the runner-up); no setting is named.")
     return (f"{what}: no claim with fewer than 2 repeats ({_name(spec, v.leader)} leads: "
             f"{detail(lead)}).")
 

@@ -49,7 +49,8 @@ class Candidate:
 @dataclass(frozen=True)
 class Verdict:
     """What a report may say: ``kind`` is ``"best"`` (``winner`` beats ``runner_up``),
-    ``"tie"`` (``tied``: the leader and the runner-up), ``"too few repeats"`` or ``"none"``
+    ``"tie"`` (``tied``: the leader, the runner-up and every other setting the test cannot tell
+    from the leader), ``"too few repeats"`` or ``"none"``
     (no candidate); ``leader`` is the setting with the best mean either way."""
 
     kind: str
@@ -82,7 +83,9 @@ def best_of(candidates: Sequence[Candidate], *, lower_is_better: bool,
     p = welch_p_value(leader, second)
     if p < alpha:
         return Verdict("best", leader.name, second.name, p)
-    return Verdict("tie", leader.name, second.name, p, (leader.name, second.name))
+    tied = [leader.name, second.name] + [
+        c.name for c in ranked[2:] if len(c.values) >= 2 and welch_p_value(leader, c) >= alpha]
+    return Verdict("tie", leader.name, second.name, p, tuple(tied))
 
 
 def welch_p_value(a: Candidate, b: Candidate) -> float:
