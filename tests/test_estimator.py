@@ -268,6 +268,22 @@ def test_partial_fit_equals_fit_epoch_by_epoch():
     np.testing.assert_array_equal(stepped.predict_proba(X), fitted.predict_proba(X))
 
 
+def test_partial_fit_on_a_refilled_buffer_trains_on_each_new_batch():
+    """The streaming idiom (one buffer refilled in place before each ``partial_fit``) trains on
+    every batch, exactly as separate arrays do: prepared inputs are never served stale."""
+    X, y = _blobs()
+    X = X.astype(np.float32)  # the estimator's dtype
+    halves = np.array_split(np.arange(len(y)), 2)
+    params = dict(batch_size=32, random_state=5)
+    separate, refilled = MLPClassifier(**params), MLPClassifier(**params)
+    buffer = np.empty_like(X[halves[0]])
+    for rows in halves:
+        separate.partial_fit(X[rows].copy(), y[rows], classes=np.unique(y))
+        buffer[:] = X[rows]
+        refilled.partial_fit(buffer, y[rows], classes=np.unique(y))
+    np.testing.assert_array_equal(refilled.predict_proba(X), separate.predict_proba(X))
+
+
 def test_warm_start_continues_weights_optimizer_and_shuffling():
     X, y = _blobs()
     params = dict(tol=0.0, batch_size=32, random_state=5)

@@ -101,3 +101,24 @@ def test_float64_training_keeps_float64(small_mnist):
     result = ffnn.train(ffnn.TrainConfig(backend="numpy", dtype="float64", max_epochs=1),
                         small_mnist)
     assert result.model.dtype == np.float64
+
+
+def _copy(splits):
+    return ffnn.Splits(X_train=splits.X_train.copy(), y_train=splits.y_train.copy(),
+                       X_val=splits.X_val.copy(), y_val=splits.y_val.copy(),
+                       X_test=splits.X_test.copy(), y_test=splits.y_test.copy(),
+                       n_classes=splits.n_classes, source=splits.source)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_inputs_changed_in_place_are_prepared_again(small_mnist, backend):
+    """Prepared inputs are reused across calls only while the array holds the same values: an
+    array rescaled in place trains on its new values, exactly as a fresh copy of them does."""
+    config = ffnn.TrainConfig(backend=backend, max_epochs=2, early_stopping=False)
+    splits = _copy(small_mnist)
+    before = ffnn.train(config, splits)
+    np.multiply(splits.X_train, np.float32(0.5), out=splits.X_train)  # in place
+    after = ffnn.train(config, splits)
+    fresh = ffnn.train(config, _copy(splits))
+    np.testing.assert_array_equal(after.model.theta, fresh.model.theta)
+    assert not np.array_equal(after.model.theta, before.model.theta)
