@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .kernels import BACKENDS, codes
+from .schedules import SCHEDULES
 
 DTYPES = ("float32", "float64")
 INPUT_PATHS = ("auto", "sparse", "dense")
@@ -36,7 +37,8 @@ class TrainConfig:
     layer and ``None`` for more, so both spellings give equal configs and keys.
 
     Weight init: He normal (std ``sqrt(2 / fan_in)``) for relu, leaky_relu and elu; Glorot
-    uniform (limit ``sqrt(6 / (fan_in + fan_out))``) for sigmoid and tanh; biases zero. Every
+    uniform (limit ``sqrt(6 / (fan_in + fan_out))``) for sigmoid, tanh and identity; biases
+    zero. Every
     layer, in order, is drawn from one ``numpy.random.default_rng(seed)``, so ``seed`` fixes
     them fully.
 
@@ -53,7 +55,24 @@ class TrainConfig:
     ``input_path`` is how the numba engine runs the first layer: ``"auto"`` (default: dense
     BLAS products when more than ``ffnn.kernels.engine.DENSE_CROSSOVER`` of the training
     inputs are nonzero, else over each row's nonzeros), ``"sparse"`` or ``"dense"``. The choice
-    made is ``TrainResult.extra["input_path"]``. Left out of ``to_dict()`` at its default.
+    made is ``TrainResult.extra["input_path"]``.
+
+    ``lr_schedule`` (``ffnn.schedules.LearningRate``, scikit-learn's schedules) sets the
+    learning rate each epoch runs at, starting from ``learning_rate``: ``"constant"``;
+    ``"invscaling"``, ``learning_rate / (t + 1) ** power_t`` with ``t`` the training samples
+    seen in the epochs before; ``"adaptive"``, ``learning_rate`` until the stopping rule's
+    patience runs out, then divided by 5 with the patience count started again, stopping only
+    when patience runs out at a rate already at most ``1e-6``. Its trigger signal is the one
+    early stopping watches, with ``patience`` and ``min_delta``: the validation loss when
+    ``early_stopping`` is on, else the mean training loss of each epoch (which then drives the
+    schedule only, and ``restore_best`` does not apply).
+
+    ``output`` is the output layer (``codes.OUTPUTS``): ``"softmax"`` over ``n_classes`` units
+    with cross-entropy, or ``"logistic"``, for binary data: one sigmoid unit trained with binary
+    cross-entropy on the labels 0 and 1 (``ffnn.train`` refuses other class counts).
+
+    ``input_path``, ``lr_schedule``, ``power_t`` and ``output`` are left out of ``to_dict()``
+    while at their defaults.
     """
 
     hidden_size: int | None = field(default=None, metadata=_help(
@@ -95,6 +114,10 @@ class TrainConfig:
     hidden_sizes: tuple[int, ...] | None = field(default=None, metadata=_help(
         "Hidden units of each hidden layer, e.g. 100,50 (instead of --hidden-size).",
         minimum=1))
+    lr_schedule: str = field(default="constant", metadata=_help(
+        "Learning-rate schedule (scikit-learn's).", choices=SCHEDULES))
+    power_t: float = field(default=0.5, metadata=_help(
+        "Exponent of the invscaling schedule."))
 
     def __post_init__(self):
         self._canonical_hidden_sizes()
@@ -103,6 +126,7 @@ class TrainConfig:
         _check_choice("dtype", self.dtype, DTYPES)
         _check_choice("backend", self.backend, tuple(BACKENDS))
         _check_choice("input_path", self.input_path, INPUT_PATHS)
+        _check_choice("lr_schedule", self.lr_schedule, SCHEDULES)
         for name in ("batch_size", "max_epochs"):
             _check_int(name, getattr(self, name), minimum=1)
         _check_int("patience", self.patience, minimum=0)
@@ -113,6 +137,7 @@ class TrainConfig:
             _check_int("threads", self.threads, minimum=1)
         _check_float("learning_rate", self.learning_rate, low=0.0, low_open=True)
         _check_float("min_delta", self.min_delta, low=0.0)
+        _check_float("power_t", self.power_t, low=0.0)
         _check_float("l2", self.l2, low=0.0)
         _check_float("eps", self.eps, low=0.0, low_open=True)
         _check_float("momentum", self.momentum, low=0.0, high=1.0)
@@ -160,12 +185,13 @@ class TrainConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
-        """Plain-JSON form of the config: ``input_path`` only when not ``"auto"``, and one
-        hidden layer as ``hidden_size`` alone, more as ``hidden_sizes`` (a list) alone, so
-        records made before these existed keep their keys."""
+        """Plain-JSON form of the config: the fields of ``OMITTED_AT_DEFAULT`` only when not at
+        their defaults, and one hidden layer as ``hidden_size`` alone, more as ``hidden_sizes``
+        (a list) alone, so records made before these existed keep their keys."""
         values = dataclasses.asdict(self)
-        if values["input_path"] == "auto":
-            del values["input_path"]
+        for f in dataclasses.fields(self):
+            if f.name in OMITTED_AT_DEFAULT and values[f.name] == f.default:
+                del values[f.name]
         if len(self.hidden_sizes) == 1:
             del values["hidden_sizes"]
         else:
@@ -181,6 +207,10 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown TrainConfig field(s): {', '.join(unknown)}")
         return cls(**values)
+
+
+# Fields added after records existed: ``to_dict`` leaves each out while at its default.
+OMITTED_AT_DEFAULT = ("input_path", "lr_schedule", "power_t", "output")
 
 
 def _check_choice(name, value, choices):

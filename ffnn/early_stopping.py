@@ -1,4 +1,5 @@
-"""Early stopping on the validation loss."""
+"""Early stopping on a loss (the validation loss; the training loss for the adaptive learning-rate
+schedule without early stopping)."""
 
 import math
 from dataclasses import dataclass
@@ -6,7 +7,7 @@ from dataclasses import dataclass
 
 @dataclass
 class EarlyStopping:
-    """Tracks the best validation loss and says when to stop.
+    """Tracks the best loss and says when to stop.
 
     An epoch *improves* when ``loss < best - min_delta``. ``patience`` is the number of
     consecutive epochs without improvement that are tolerated: training stops at the
@@ -33,3 +34,9 @@ class EarlyStopping:
     def should_stop(self) -> bool:
         """True once more than ``patience`` epochs in a row have not improved."""
         return self.epochs_without_improvement > self.patience
+
+    def restart(self) -> None:
+        """Start the count of epochs without improvement again (the best loss and epoch are
+        kept): the adaptive schedule's response to running out of patience at a rate it can
+        still divide."""
+        self.epochs_without_improvement = 0

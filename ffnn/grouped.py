@@ -4,11 +4,11 @@ Networks that share the minibatch order (``shuffle_seed``), ``batch_size``, ``dt
 and ``threads`` are trained by one engine call per epoch (``ffnn.training.train_group``, the
 loop ``ffnn.train`` also runs, with a group of one): each minibatch is gathered once for all of
 them. Everything else stays per network: initial weights (``seed``), activation, hidden sizes
-and depth, optimizer and its hyperparameters, learning rate, ``l2``, early stopping and
-divergence. Each
-network stops on its own and is retired while the others go on. A network's arithmetic does not
-depend on its group (``ffnn.kernels.engine``), so every result equals ``ffnn.train`` of that
-configuration alone, bitwise: grouping is a pure speed-up.
+and depth, optimizer and its hyperparameters, learning rate and its schedule (``lr_schedule``,
+``power_t``: the engine reads each network's rate before every epoch), ``l2``, early stopping
+and divergence. Each network stops on its own and is retired while the others go on. A
+network's arithmetic does not depend on its group (``ffnn.kernels.engine``), so every result
+equals ``ffnn.train`` of that configuration alone, bitwise: grouping is a pure speed-up.
 """
 
 import statistics
@@ -26,7 +26,7 @@ GROUP_FIELDS = ("shuffle_seed", "batch_size", "dtype", "threads", "backend", "in
 # Fields that do not change the time an epoch takes: configurations differing only in these share
 # one calibration.
 _UNTIMED_FIELDS = ("seed", "shuffle_seed", "max_epochs", "early_stopping", "patience",
-                   "min_delta", "restore_best")
+                   "min_delta", "restore_best", "lr_schedule", "power_t")
 
 CALIBRATION_EPOCHS = 3
 _calibrations: dict[tuple, float] = {}
@@ -52,7 +52,7 @@ def calibration_key(config: TrainConfig, splits: Splits) -> tuple:
     data's shape."""
     values = config.to_dict()
     for name in _UNTIMED_FIELDS:
-        values.pop(name)
+        values.pop(name, None)  # some are left out of to_dict at their defaults
     sizes = (len(splits.y_train), len(splits.y_val), splits.X_train.shape[1], splits.n_classes)
     return tuple(sorted((k, tuple(v) if isinstance(v, list) else v)  # hidden_sizes: a list
                         for k, v in values.items())), sizes

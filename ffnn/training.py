@@ -1,6 +1,6 @@
-"""The epoch loop, shared by ``train`` (a group of one) and ``train_many``: shuffle, one engine
-epoch for every network still training, validate, early stopping, divergence, retire the
-networks that are done."""
+"""The epoch loop, shared by ``train`` (a group of one) and ``train_many``: shuffle, set each
+network's learning rate, one engine epoch for every network still training, validate, early
+stopping and learning-rate schedules, divergence, retire the networks that are done."""
 
 import math
 import time
@@ -16,6 +16,7 @@ from .inputs import labels, prepared
 from .kernels import codes, get_backend
 from .kernels.layout import n_params, unpack
 from .model import Network
+from .schedules import LearningRate
 from .threads import limit_threads
 from .validation import check_splits
 
@@ -75,7 +76,7 @@ def initial_parameters(config: TrainConfig, n_features: int, n_classes: int) -> 
     theta = np.zeros(n_params(n_features, H, n_classes), dtype=np.float64)
     for W in unpack(theta, n_features, H, n_classes)[::2]:
         fan_in, fan_out = W.shape
-        if config.activation in ("sigmoid", "tanh"):
+        if config.activation in ("sigmoid", "tanh", "identity"):
             limit = math.sqrt(6.0 / (fan_in + fan_out))
             W[...] = rng.uniform(-limit, limit, size=W.shape)
         else:
@@ -142,21 +143,37 @@ def check_trainable(config: TrainConfig, data: PreparedData) -> None:
                          "pass early_stopping=False or a positive val_size")
 
 
-def end_of_epoch(config: TrainConfig, stopper: EarlyStopping, record: EpochRecord,
-                 theta: np.ndarray, has_val: bool) -> tuple[bool, bool, bool]:
+def stopping_signal(config: TrainConfig, record: EpochRecord) -> float | None:
+    """The loss the stopping rule watches (``TrainConfig``): the validation loss with early
+    stopping, else the training loss under the adaptive schedule, else none."""
+    if config.early_stopping:
+        return record.val_loss
+    return record.train_loss if config.lr_schedule == "adaptive" else None
+
+
+def end_of_epoch(config: TrainConfig, stopper: EarlyStopping, rate: LearningRate,
+                 record: EpochRecord, theta: np.ndarray, has_val: bool
+                 ) -> tuple[bool, bool, bool]:
     """The bookkeeping after each epoch of one network.
 
     Returns ``(diverged, keep_best, stopped_early)``: divergence per ``is_diverged`` (on the
-    training and, if any, validation loss); otherwise ``stopper`` is updated with the validation
-    loss when early stopping is on, ``keep_best`` says to copy ``theta`` as the best weights
-    (an improving epoch with ``restore_best``), and ``stopped_early`` that patience ran out.
+    training and, if any, validation loss); otherwise ``stopper`` is updated with the
+    ``stopping_signal`` if there is one, ``keep_best`` says to copy ``theta`` as the best
+    weights (an improving epoch with early stopping and ``restore_best``), and when patience
+    has run out ``rate.patience_ran_out()`` decides: ``stopped_early``, or the adaptive rate
+    was divided and the patience count starts again.
     """
     diverged = is_diverged(record.train_loss, theta) or (
         has_val and is_diverged(record.val_loss, theta))
-    keep_best = False
-    if not diverged and config.early_stopping:
-        keep_best = stopper.update(record.epoch, record.val_loss) and config.restore_best
-    stopped_early = config.early_stopping and not diverged and stopper.should_stop
+    keep_best = stopped_early = False
+    signal = stopping_signal(config, record)
+    if not diverged and signal is not None:
+        improved = stopper.update(record.epoch, signal)
+        keep_best = improved and config.early_stopping and config.restore_best
+        if stopper.should_stop:
+            stopped_early = rate.patience_ran_out()
+            if not stopped_early:
+                stopper.restart()
     return diverged, keep_best, stopped_early
 
 
@@ -175,6 +192,7 @@ class _Member:
 
     config: TrainConfig
     stopper: EarlyStopping
+    rate: LearningRate
     theta: np.ndarray | None = None
     best_theta: np.ndarray | None = None
     history: list[EpochRecord] = field(default_factory=list)
@@ -191,12 +209,14 @@ def train_group(configs: list[TrainConfig], splits: Splits,
     in order and the loop's wall time.
 
     Each epoch visits the training set in the order ``epoch_order``, in minibatches of
-    ``batch_size``; the backend trains every network still active on them (``train_group``),
-    then measures their validation loss and accuracy. Per network: ``callback(i, record)``,
-    divergence (``diverged=True``, not an exception), early stopping (with ``restore_best`` the
-    best epoch's weights are returned), and ``max_epochs``; a network that is done is retired
-    and the others go on. An epoch's ``seconds`` is its wall time shared among the networks
-    that trained in it (for a group of one: its measured time).
+    ``batch_size``; the backend trains every network still active on them (``train_group``), each
+    at its schedule's current rate (``hyper[k, codes.LR]``, set before every epoch), then
+    measures their validation loss and accuracy. Per network: the schedule's ``epoch_ended``
+    with the samples seen so far, ``callback(i, record)``, divergence (``diverged=True``, not
+    an exception), early stopping and the adaptive schedule (``end_of_epoch``; with
+    ``restore_best`` the best epoch's weights are returned), and ``max_epochs``; a network that
+    is done is retired and the others go on. An epoch's ``seconds`` is its wall time shared
+    among the networks that trained in it (for a group of one: its measured time).
     """
     first = configs[0]
     check_splits(splits, first.dtype)
@@ -207,7 +227,8 @@ def train_group(configs: list[TrainConfig], splits: Splits,
     backend.warm_up(first.dtype, getattr(data.train, "path", None))
     F, C = data.n_features, data.n_classes
     nets = networks(backend, configs, F, C, [initial_parameters(c, F, C) for c in configs])
-    members = [_Member(c, EarlyStopping(c.patience, c.min_delta)) for c in configs]
+    members = [_Member(c, EarlyStopping(c.patience, c.min_delta),
+                       LearningRate(c.lr_schedule, c.learning_rate, c.power_t)) for c in configs]
     has_val = len(data.y_val) > 0
     active = list(range(len(configs)))
     epoch = 0
@@ -217,6 +238,8 @@ def train_group(configs: list[TrainConfig], splits: Splits,
         while active:
             epoch += 1
             order = epoch_order(first.effective_shuffle_seed, epoch, len(data.y_train))
+            for k in active:
+                nets.hyper[k, codes.LR] = members[k].rate.rate
             start, cpu_start = time.perf_counter(), cpu_clock()
             losses = backend.train_group(data.train, data.y_train, order, first.batch_size,
                                          nets, active, n_threads)
@@ -233,8 +256,9 @@ def train_group(configs: list[TrainConfig], splits: Splits,
                 member.history.append(record)
                 member.cpu_time += cpu
                 member.theta = nets.theta(k)
+                member.rate.epoch_ended(epoch * len(data.y_train))
                 member.diverged, keep_best, member.stopped_early = end_of_epoch(
-                    member.config, member.stopper, record, member.theta, has_val)
+                    member.config, member.stopper, member.rate, record, member.theta, has_val)
                 if keep_best:
                     member.best_theta = member.theta.copy()
                 if callback is not None:

@@ -189,6 +189,18 @@ def test_train_prints_progress_and_saves_a_model(tmp_path):
     assert model.hidden_size == 8 and model.config.max_epochs == 3
 
 
+def test_train_takes_the_learning_rate_schedule(tmp_path):
+    path = tmp_path / "model.npz"
+    result = invoke("train", "--backend", "numpy", "--max-epochs", "2", "--hidden-size", "8",
+                    "--optimizer", "gd", "--lr", "0.1", "--lr-schedule", "invscaling",
+                    "--power-t", "0.25", *SMALL_DATA, "--save", path)
+    assert result.exit_code == 0, result.output
+    config = ffnn.load_model(path).config
+    assert (config.lr_schedule, config.power_t) == ("invscaling", 0.25)
+    _one_line_error(invoke("train", "--lr-schedule", "optimal"), "--lr-schedule", "optimal")
+    _one_line_error(invoke("train", "--power-t", "-1"), "--power-t", ">= 0")
+
+
 def _one_line_error(result, *needles):
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()

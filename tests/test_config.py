@@ -1,8 +1,14 @@
 """``TrainConfig`` validates every field at construction and names the field it rejects."""
 
+import json
+from pathlib import Path
+
 import pytest
 
 import ffnn
+from ffnn.studies.store import run_key
+
+FIXTURES = Path(__file__).parent / "fixtures"
 
 
 @pytest.mark.parametrize(
@@ -14,7 +20,8 @@ import ffnn
         ("max_epochs", 0), ("patience", -1), ("min_delta", -0.1), ("l2", -1.0),
         ("seed", -1), ("shuffle_seed", 1.5), ("threads", 0), ("momentum", 1.5),
         ("beta1", 1.0), ("beta2", -0.1), ("eps", 0.0), ("hidden_size", 2.5),
-        ("early_stopping", "yes"),
+        ("early_stopping", "yes"), ("lr_schedule", "optimal"), ("power_t", -0.5),
+        ("power_t", float("inf")), ("power_t", "0.5"),
     ],
 )
 def test_invalid_value_raises_value_error_naming_the_field(field, value):
@@ -30,6 +37,7 @@ def test_defaults():
         250, True, 10, 0.0, True)
     assert (c.l2, c.seed, c.shuffle_seed, c.dtype, c.backend) == (0.0, 0, None, "float32", "numba")
     assert c.effective_shuffle_seed == 0
+    assert (c.lr_schedule, c.power_t) == ("constant", 0.5)
 
 
 def test_config_is_frozen_and_round_trips_through_a_dict():
@@ -68,3 +76,25 @@ def test_the_cli_reports_lr_inf_in_the_same_words():
     result = CliRunner().invoke(main, ["train", "--lr", "inf"])
     assert result.exit_code == 2
     assert "--lr: must be a finite number > 0, got inf" in result.output
+
+
+def test_fields_added_later_leave_the_committed_dicts_and_record_keys_unchanged():
+    # The fixture's configs, dicts and run keys were written before lr_schedule, power_t and
+    # output existed; at their defaults these fields are left out of to_dict().
+    saved = json.loads((FIXTURES / "one_layer_keys.json").read_text())
+    for case in saved["configs"]:
+        defaults = dict(lr_schedule="constant", power_t=0.5)
+        config = ffnn.TrainConfig(**case["kwargs"], **defaults)
+        assert config.to_dict() == case["to_dict"]
+        assert run_key(config.to_dict(), saved["data"]) == case["run_key"]
+
+
+@pytest.mark.parametrize("changes", [dict(lr_schedule="invscaling"), dict(power_t=0.25),
+                                     dict(lr_schedule="adaptive", power_t=1.0)])
+def test_a_new_field_away_from_its_default_is_in_the_dict_and_the_key(changes):
+    config = ffnn.TrainConfig(**changes)
+    values = config.to_dict()
+    assert {k: values[k] for k in changes} == changes
+    assert ffnn.TrainConfig.from_dict(values) == config
+    data = {"source": "test"}
+    assert run_key(values, data) != run_key(ffnn.TrainConfig().to_dict(), data)

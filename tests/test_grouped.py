@@ -97,6 +97,34 @@ def test_group_results_equal_each_network_trained_alone_bitwise(splits, dtype, t
         assert (g.test_loss, g.test_accuracy) == (a.test_loss, a.test_accuracy)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_groups_with_learning_rate_schedules_equal_each_network_alone_bitwise(splits, dtype):
+    # Each network's rate is its own (hyper is per network): schedules mix in one group, and the
+    # adaptive ones divide their rates at different epochs (patience 0 on the validation loss,
+    # patience 1 on the training loss).
+    base = BASE.replace(backend="numba", dtype=dtype, optimizer="gd", learning_rate=0.5)
+    configs = [
+        base.replace(seed=0),
+        base.replace(seed=1, lr_schedule="invscaling"),
+        base.replace(seed=2, lr_schedule="invscaling", power_t=0.25, optimizer="momentum",
+                     learning_rate=0.05),
+        base.replace(seed=3, lr_schedule="adaptive", patience=0, min_delta=0.01),
+        base.replace(seed=4, lr_schedule="adaptive", patience=1, min_delta=0.15,
+                     early_stopping=False, hidden_sizes=(8, 6), activation="tanh"),
+    ]
+    together = ffnn.train_many(configs, splits)
+    alone = [ffnn.train(c, splits) for c in configs]
+    for k in (1, 3, 4):  # the schedules acted
+        plain = ffnn.train(configs[k].replace(lr_schedule="constant"), splits)
+        assert plain.model.theta.tobytes() != alone[k].model.theta.tobytes()
+    for g, a in zip(together, alone, strict=True):
+        assert (g.epochs, g.best_epoch, g.stopped_early, g.diverged) == (
+            a.epochs, a.best_epoch, a.stopped_early, a.diverged)
+        assert g.model.theta.tobytes() == a.model.theta.tobytes()
+        assert [(r.train_loss, r.val_loss, r.val_accuracy) for r in g.history] == [
+            (r.train_loss, r.val_loss, r.val_accuracy) for r in a.history]
+
+
 def test_group_company_and_thread_count_change_nothing(splits):
     configs = mixed_configs(dtype="float32", backend="numba", max_epochs=2,
                             early_stopping=False)[:5]
