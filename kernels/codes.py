@@ -21,21 +21,41 @@ is one formula (``ops.update``)::
     rmsprop    0     0       a      1 - a    lr               1    0    1               eps
     adam       b1    1 - b1  b2     1 - b2   lr / (1 - b1^t)  0    1    sqrt(1 - b2^t)  eps
 
-(the reference, ``reference.update``, writes each rule out separately).
+With ``hyper[SKLEARN] = 1`` (scikit-learn's conventions, ``ffnn.MLPClassifier``) three rows
+change: the momentum buffer holds scikit-learn's velocity, which has the learning rate inside it
+(they differ once the rate changes between steps), and Adam puts epsilon after the bias
+correction of ``sqrt(v)``::
+
+    momentum   mu    lr      0      0        1                0    1    1               1
+    nesterov   mu    lr      0      0        1                lr   mu   1               1
+    adam       b1    1 - b1  b2     1 - b2   lr sqrt(1 - b2^t) / (1 - b1^t)  0  1  1   eps
+
+and so do the penalty and the reported loss: ``hyper[L2]`` is then scikit-learn's ``alpha``,
+divided by the minibatch's weight sum, and each minibatch's loss includes ``alpha/2 ||W||^2``
+at its weights before the step, the epoch's loss being the minibatch losses' mean weighted by
+minibatch size. Otherwise ``l2`` is per sample and the loss is the plain cross-entropy.
+(The reference, ``reference.update``, writes each rule out separately.)
+
+Outputs: ``SOFTMAX`` (cross-entropy on the integer label) or ``LOGISTIC`` (each output a
+sigmoid with binary cross-entropy; the int64 label is then a bit mask, bit ``c`` the target of
+output ``c``, so at most ``MAX_LOGISTIC_OUTPUTS`` outputs).
 """
 
-ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "elu")
+ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "elu", "identity")
 OPTIMIZERS = ("gd", "momentum", "nesterov", "rmsprop", "adam")
+OUTPUTS = ("softmax", "logistic")
 
-SIGMOID, TANH, RELU, LEAKY_RELU, ELU = range(len(ACTIVATIONS))
+SIGMOID, TANH, RELU, LEAKY_RELU, ELU, IDENTITY = range(len(ACTIVATIONS))
 GD, MOMENTUM, NESTEROV, RMSPROP, ADAM = range(len(OPTIMIZERS))
+SOFTMAX, LOGISTIC = range(len(OUTPUTS))
+MAX_LOGISTIC_OUTPUTS = 62
 
 LEAKY_RELU_SLOPE = 0.01
 ELU_ALPHA = 1.0
 
 # Layout of the ``hyper`` vector (float64) of one network.
-LR, MOMENTUM_COEF, BETA1, BETA2, EPS, RMSPROP_ALPHA, L2 = range(7)
-N_HYPER = 7
+LR, MOMENTUM_COEF, BETA1, BETA2, EPS, RMSPROP_ALPHA, L2, SKLEARN = range(8)
+N_HYPER = 8
 
 # Layout of the coefficient vector of the unified update (see the table above).
 C_L2, C_M1, C_M2, C_V1, C_V2, C_LR, C_G, C_M, C_DIV, C_EPS = range(10)
@@ -50,3 +70,8 @@ def activation_code(name: str) -> int:
 def optimizer_code(name: str) -> int:
     """The integer code of an optimizer name."""
     return OPTIMIZERS.index(name)
+
+
+def output_code(name: str) -> int:
+    """The integer code of an output layer name."""
+    return OUTPUTS.index(name)

@@ -54,7 +54,8 @@ from .ops import (
     coefficients,
     count_correct,
     dot,
-    softmax_cross_entropy,
+    minus_targets,
+    output_loss,
     times_derivative,
     update,
 )
@@ -175,16 +176,17 @@ def _by_feature(bi, bv, bp, n, F, ci, cv, cp):
 
 
 @jit()
-def _backward_hidden(p, g, off, layers, depth, C, n, act, A, Q, lab, ones, DT, D, bw, total):
+def _backward_hidden(p, g, off, layers, depth, C, n, act, out, A, Q, lab, ones, DT, D, bw,
+                     total):
     """Gradient of the minibatch's weighted mean loss, added into ``g`` (zero on entry), from
-    the probabilities ``Q``: ``dZ_out = w (P - Y) / sum(w)`` (``bw`` the weights, ``total``
-    their float64 sum; ones and ``n``: the plain mean, bitwise), ``dW_out = A_L^T dZ_out``,
+    the probabilities ``Q`` of the output layer ``out``: ``dZ_out = w (P - Y) / sum(w)`` (``bw``
+    the weights, ``total`` their float64 sum; ones and ``n``: the plain mean, bitwise; ``Y`` the
+    one-hot or bit-mask targets), ``dW_out = A_L^T dZ_out``,
     ``db_out``; then each hidden layer's ``dZ_l = dZ_{l+1} W_{l+1}^T * f'`` (transposed, in
     ``DT``), the later layers' ``dW_l`` and ``dZ_l`` by BLAS; ``db1`` and the rows of ``dZ_1``
     into ``D`` (``Hp`` wide, padding zero)."""
     size = typed(total, Q)
-    for i in range(n):
-        Q[lab[i], i] -= typed(1.0, Q)
+    minus_targets(Q, n, lab, out)
     H, ow, ob = layers[depth - 1], off[2 * depth], off[2 * depth + 1]
     HT = _rows(A, depth - 1, H, n)
     for c in range(C):
@@ -230,15 +232,15 @@ def _backward_hidden(p, g, off, layers, depth, C, n, act, A, Q, lab, ones, DT, D
 
 
 @jit()
-def _backward(p, g, off, layers, depth, C, n, act, A, Q, lab, ones, DT, D, bw, total, bi, bv,
-              bp, F, ci, cv, cp):
+def _backward(p, g, off, layers, depth, C, n, act, out, A, Q, lab, ones, DT, D, bw, total, bi,
+              bv, bp, F, ci, cv, cp):
     """``_backward_hidden``, then ``dW1 = X^T dZ1`` over the nonzeros, feature by feature over
     the minibatch's CSC form (``_by_feature``): each gradient row is read and written once per
     minibatch, its terms summed in ``gather_all``'s chains in sample order. A network of one
     chunk (``Hp == LANES``) adds each sample's outer product instead (``scatter_all``, cheaper
     than building the CSC form for so narrow a layer): either way the order is fixed by the
     network's own width."""
-    _backward_hidden(p, g, off, layers, depth, C, n, act, A, Q, lab, ones, DT, D, bw, total)
+    _backward_hidden(p, g, off, layers, depth, C, n, act, out, A, Q, lab, ones, DT, D, bw, total)
     Hp = off[0]
     if Hp == LANES:
         for i in range(n):
@@ -251,23 +253,42 @@ def _backward(p, g, off, layers, depth, C, n, act, A, Q, lab, ones, DT, D, bw, t
 
 
 @jit()
-def dense_middle(p, g, off, layers, depth, C, n, act, Z, A, DT, Q, lab, ones, vec, D, bw,
-                 total):
+def dense_middle(p, g, off, layers, depth, C, n, act, out, hyper, Z, A, DT, Q, lab, ones, vec,
+                 D, bw, total):
     """The dense path's compiled part of a minibatch, between its two BLAS products: from the
-    first layer's pre-activations ``Z`` (``n`` rows of ``Hp``), the hidden layers, softmax and
-    loss (returned, weighted sum) and ``_backward_hidden``."""
+    first layer's pre-activations ``Z`` (``n`` rows of ``Hp``), the hidden layers, the output
+    layer and the minibatch's loss (returned, ``_minibatch_loss``), and ``_backward_hidden``."""
     _forward(p, off, layers, depth, C, n, act, Z, A, Q)
-    loss = softmax_cross_entropy(Q, n, lab, vec[0], vec[1], bw)
-    _backward_hidden(p, g, off, layers, depth, C, n, act, A, Q, lab, ones, DT, D, bw, total)
+    loss = _minibatch_loss(p, off, depth, hyper, output_loss(Q, n, lab, vec[0], vec[1], bw, out),
+                           n, total)
+    _backward_hidden(p, g, off, layers, depth, C, n, act, out, A, Q, lab, ones, DT, D, bw, total)
     return loss
 
 
 @jit()
-def _step(p, m, v, g, off, depth, optimizer, hyper, step, coef, cf, scale):
-    """Optimizer step ``step`` (1-based) on one network's slice (``l2`` on the weights only,
-    times ``scale``: the minibatch's size over its weight sum, 1 unweighted)."""
+def _minibatch_loss(p, off, depth, hyper, loss_sum, n, total):
+    """A minibatch's term of the epoch loss (``codes.py``), from its weighted loss sum: the
+    weighted mean ``loss_sum / total``; with scikit-learn's conventions ``n (loss_sum +
+    alpha/2 ||W||^2) / total``, the weights those before the step (``hyper[L2]`` is ``alpha``),
+    so that the epoch's total over ``N`` is scikit-learn's size-weighted mean."""
+    if hyper[codes.SKLEARN] == 0.0:
+        return loss_sum / total
+    squares = 0.0
+    if hyper[codes.L2] != 0.0:
+        squares = np.float64(dot(p, p, off[1]))
+        for ly in range(depth):
+            a, b = off[2 + 2 * ly], off[3 + 2 * ly]
+            squares += np.float64(dot(p[a:b], p[a:b], b - a))
+    return n * (loss_sum + 0.5 * hyper[codes.L2] * squares) / total
+
+
+@jit()
+def _step(p, m, v, g, off, depth, optimizer, hyper, step, coef, cf, n, total):
+    """Optimizer step ``step`` (1-based) on one network's slice, after a minibatch of ``n``
+    samples of weight sum ``total``: ``l2`` on the weights only, times ``n / total`` (1
+    unweighted), or with scikit-learn's conventions ``1 / total`` (``alpha / sum(w)``)."""
     coefficients(optimizer, hyper, step, coef)
-    coef[codes.C_L2] *= scale
+    coef[codes.C_L2] *= (1.0 if hyper[codes.SKLEARN] != 0.0 else n) / total
     for c in range(codes.N_COEF):
         cf[c] = coef[c]
     l2 = cf[codes.C_L2]
@@ -327,11 +348,12 @@ def _batch_weights(sw, order, start, n, bw):
 
 @jit()
 def train_networks(ids, indptr, indices, values, y, sw, order, batch_size, F, C, P, M, V, G,
-                   offset, layout, layers, depth, activation, optimizer, hyper, steps, losses):
+                   offset, layout, layers, depth, activation, output, optimizer, hyper, steps,
+                   losses):
     """One epoch of the networks ``ids`` over ``X[order]`` (``X`` in CSR form) in minibatches
     of ``batch_size`` (the last may be smaller), gathered once per minibatch for all of them,
     sample ``r`` weighted ``sw[r]`` (a minibatch whose weights sum to 0 is skipped: no step,
-    loss 0).
+    loss 0); ``output`` holds each network's output-layer code.
     Updates their slices of ``P``, ``M``, ``V`` and their ``steps`` in place; ``losses[k]``
     becomes network k's mean minibatch loss. Touches nothing of the other networks, so calls
     on disjoint ``ids`` can run concurrently (numba releases the GIL)."""
@@ -357,24 +379,26 @@ def train_networks(ids, indptr, indices, values, y, sw, order, batch_size, F, C,
             _by_feature(bi, bv, bp, n, F, ci, cv, cp)
         for t in range(ids.shape[0]):
             k = ids[t]
-            L, act = depth[k], activation[k]
+            L, act, out = depth[k], activation[k], output[k]
             off = layout[k]
             o, size = offset[k], off[2 * L + 2]
             p, m, v, g = P[o:o + size], M[o:o + size], V[o:o + size], G[o:o + size]
             _first_layer(p, off[0], off[1], bi, bv, bp, n, Z)
             _forward(p, off, layers[k], L, C, n, act, Z, A, Q)
-            sums[t] += softmax_cross_entropy(Q, n, lab, vec[0], vec[1], bw) / total
-            _backward(p, g, off, layers[k], L, C, n, act, A, Q, lab, ones, DT, D, bw, total, bi,
-                      bv, bp, F, ci, cv, cp)
+            sums[t] += _minibatch_loss(p, off, L, hyper[k],
+                                       output_loss(Q, n, lab, vec[0], vec[1], bw, out), n, total)
+            _backward(p, g, off, layers[k], L, C, n, act, out, A, Q, lab, ones, DT, D, bw, total,
+                      bi, bv, bp, F, ci, cv, cp)
             steps[k] += 1
-            _step(p, m, v, g, off, L, optimizer[k], hyper[k], steps[k], coef, cf, n / total)
+            _step(p, m, v, g, off, L, optimizer[k], hyper[k], steps[k], coef, cf, n, total)
     for t in range(ids.shape[0]):
-        losses[ids[t]] = sums[t] / n_batches
+        k = ids[t]
+        losses[k] = sums[t] / (N if hyper[k, codes.SKLEARN] != 0.0 else n_batches)
 
 
 @jit()
 def evaluate_networks(ids, indptr, indices, values, y, F, C, P, offset, layout, layers, depth,
-                      activation, losses, accuracies, Hout, Pout):
+                      activation, output, losses, accuracies, Hout, Pout):
     """Mean cross-entropy ``losses[k]`` and accuracy ``accuracies[k]`` of the networks ``ids``
     on the CSR rows in order, ``EVAL_CHUNK`` at a time. When ``Pout`` has a row per sample
     (one network), its probabilities and last hidden activations go to ``Pout`` and ``Hout``."""
@@ -395,8 +419,8 @@ def evaluate_networks(ids, indptr, indices, values, y, F, C, P, offset, layout, 
             p = P[offset[k]:offset[k] + off[2 * L + 2]]
             _first_layer(p, off[0], off[1], bi, bv, bp, n, Z)
             _forward(p, off, layers[k], L, C, n, activation[k], Z, A, Q)
-            correct[t] += count_correct(Q, n, lab)
-            loss_sum[t] += softmax_cross_entropy(Q, n, lab, vec[0], vec[1], ones)
+            loss_sum[t] += output_loss(Q, n, lab, vec[0], vec[1], ones, output[k])
+            correct[t] += count_correct(Q, n, lab, output[k])
             if Pout.shape[0] == N:
                 HT = _rows(A, L - 1, layers[k, L - 1], n)
                 for i in range(n):
@@ -478,8 +502,9 @@ class Networks:
     """
 
     def __init__(self, n_features, n_classes, hidden, activation, optimizer, hyper, thetas,
-                 dtype, moments=None, steps=None):
-        describe(self, n_features, n_classes, hidden, activation, optimizer, hyper, steps)
+                 dtype, moments=None, steps=None, outputs=None):
+        describe(self, n_features, n_classes, hidden, activation, optimizer, hyper, steps,
+                 outputs)
         self.layout = np.zeros((len(self.sizes), 2 * self.layers.shape[1] + 3), np.int64)
         for k, hidden_sizes in enumerate(self.sizes):
             off = _layout(self.n_features, hidden_sizes, self.n_classes)
@@ -614,8 +639,8 @@ def _train_group(inputs, y, order, batch_size, nets, active, threads=1, weights=
     parts = _split(list(active), nets, threads)
     _run(train_networks, parts, *inputs.csr(), y, sw, np.ascontiguousarray(order, np.int64),
          int(batch_size), nets.n_features, nets.n_classes, nets.P, nets.M, nets.V, nets.G,
-         nets.offset, nets.layout, nets.layers, nets.depth, nets.activation, nets.optimizer,
-         nets.hyper, nets.steps, losses)
+         nets.offset, nets.layout, nets.layers, nets.depth, nets.activation, nets.output,
+         nets.optimizer, nets.hyper, nets.steps, losses)
     return losses[list(active)]
 
 
@@ -651,12 +676,14 @@ def _train_dense(X, y, sw, order, B, nets, active):
             np.matmul(Xb, p[:ob1].reshape(F, Hp), out=Zb)
             Zb += p[ob1:ow2]
             sums[t] += dense_middle(p, g, off, nets.layers[k], L, C, n, int(nets.activation[k]),
-                                    Z, A, DT, Q, lab, ones, vec, D, bw, total) / total
+                                    int(nets.output[k]), nets.hyper[k], Z, A, DT, Q, lab, ones,
+                                    vec, D, bw, total)
             np.matmul(Xb.T, D[:n * Hp].reshape(n, Hp), out=g[:ob1].reshape(F, Hp))
             nets.steps[k] += 1
             _step(p, m, v, g, off, L, int(nets.optimizer[k]), nets.hyper[k],
-                  int(nets.steps[k]), coef, cf, n / total)
-    return sums / n_batches
+                  int(nets.steps[k]), coef, cf, n, total)
+    sklearn = nets.hyper[active, codes.SKLEARN] != 0.0
+    return sums / np.where(sklearn, len(order), n_batches)
 
 
 def evaluate_group(inputs, y, nets, active, threads=1):
@@ -671,23 +698,23 @@ def _evaluate(inputs, y, nets, active, threads=1, outputs=None):
     Hout, Pout = outputs if outputs is not None else (np.zeros((0, 1), nets.P.dtype),) * 2
     parts = _split(list(active), nets, threads)
     _run(evaluate_networks, parts, *inputs.csr(), y, nets.n_features, nets.n_classes, nets.P,
-         nets.offset, nets.layout, nets.layers, nets.depth, nets.activation, losses, accuracies,
-         Hout, Pout)
+         nets.offset, nets.layout, nets.layers, nets.depth, nets.activation, nets.output, losses,
+         accuracies, Hout, Pout)
     return losses[list(active)], accuracies[list(active)]
 
 
-def _single(X, theta, hidden, n_classes, activation):
+def _single(X, theta, hidden, n_classes, activation, output):
     X = X if isinstance(X, Inputs) else prepare(X, theta.dtype)
     nets = Networks(X.shape[1], n_classes, [hidden], [activation], [0],
-                    np.zeros((1, codes.N_HYPER)), [theta], theta.dtype)
+                    np.zeros((1, codes.N_HYPER)), [theta], theta.dtype, outputs=[output])
     return X, nets
 
 
-def forward(X, theta, hidden, n_classes, activation):
-    """Last hidden activations ``H`` and class probabilities ``P`` of one network (``hidden``:
-    its hidden sizes, or one int) on the rows of ``X`` (an array, a ``scipy.sparse`` matrix or
-    ``Inputs``)."""
-    X, nets = _single(X, theta, hidden, n_classes, activation)
+def forward(X, theta, hidden, n_classes, activation, output=codes.SOFTMAX):
+    """Last hidden activations ``H`` and output probabilities ``P`` of one network (``hidden``:
+    its hidden sizes, or one int; ``output``: its output-layer code) on the rows of ``X`` (an
+    array, a ``scipy.sparse`` matrix or ``Inputs``)."""
+    X, nets = _single(X, theta, hidden, n_classes, activation, output)
     Hout = np.zeros((X.shape[0], nets.sizes[0][-1]), theta.dtype)
     Pout = np.zeros((X.shape[0], n_classes), theta.dtype)
     with _serial_compiled_blas():
@@ -695,9 +722,9 @@ def forward(X, theta, hidden, n_classes, activation):
     return Hout, Pout
 
 
-def evaluate(X, y, theta, hidden, n_classes, activation):
+def evaluate(X, y, theta, hidden, n_classes, activation, output=codes.SOFTMAX):
     """``(mean cross-entropy, accuracy)`` of one network on ``(X, y)``."""
-    X, nets = _single(X, theta, hidden, n_classes, activation)
+    X, nets = _single(X, theta, hidden, n_classes, activation, output)
     if X.shape[0] == 0:
         return float("nan"), float("nan")
     losses, accuracies = evaluate_group(X, np.ascontiguousarray(y, np.int64), nets, [0])
@@ -742,7 +769,7 @@ def warm_up(dtype: str, path: str | None = None) -> None:
     y = np.array([0, 1, 1], np.int64)
     theta = np.full(n_params(3, (2, 2), 2), 0.1, dtype)
     nets = Networks(3, 2, [(2, 2)], [codes.ELU], [codes.ADAM], np.full((1, codes.N_HYPER), 0.1),
-                    [theta], dtype)
+                    [theta], dtype, outputs=[codes.LOGISTIC])
     for p in paths:
         inputs = prepare(X, dtype, p)
         train_group(inputs, y, np.arange(3), 2, nets, [0])

@@ -43,12 +43,14 @@ def unpack(theta: np.ndarray, n_features: int, hidden, n_classes: int):
     return tuple(views)
 
 
-def describe(nets, n_features, n_classes, hidden, activation, optimizer, hyper, steps=None):
+def describe(nets, n_features, n_classes, hidden, activation, optimizer, hyper, steps=None,
+             outputs=None):
     """Set what both backends' ``Networks`` hold about K networks: ``n_features``,
     ``n_classes``, ``sizes`` (each network's hidden sizes, a tuple), ``layers`` (K x L_max
-    int64, zero-padded) and ``depth`` (K), ``hidden`` (first hidden sizes), ``activation`` and
-    ``optimizer`` codes (int64 vectors), ``hyper`` (K x ``codes.N_HYPER`` float64, read at every
-    epoch, may change between calls) and the 1-based optimizer ``steps`` taken so far."""
+    int64, zero-padded) and ``depth`` (K), ``hidden`` (first hidden sizes), ``activation``,
+    ``optimizer`` and ``output`` codes (int64 vectors; outputs default to softmax), ``hyper``
+    (K x ``codes.N_HYPER`` float64, read at every epoch, may change between calls) and the
+    1-based optimizer ``steps`` taken so far."""
     nets.n_features, nets.n_classes = int(n_features), int(n_classes)
     nets.sizes = [hidden_tuple(h) for h in hidden]
     nets.depth = np.array([len(s) for s in nets.sizes], dtype=np.int64)
@@ -58,6 +60,8 @@ def describe(nets, n_features, n_classes, hidden, activation, optimizer, hyper, 
     nets.hidden = nets.layers[:, 0].copy()
     nets.activation = np.array(activation, dtype=np.int64)
     nets.optimizer = np.array(optimizer, dtype=np.int64)
+    nets.output = (np.zeros(len(nets.sizes), np.int64) if outputs is None
+                   else np.array(outputs, dtype=np.int64))
     nets.hyper = np.array(hyper, dtype=np.float64).reshape(len(nets.sizes), codes.N_HYPER)
     nets.steps = (np.zeros(len(nets.sizes), np.int64) if steps is None
                   else np.array(steps, dtype=np.int64))

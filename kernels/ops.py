@@ -1,6 +1,7 @@
 """The engine's compiled math, written once: exp, expm1 and tanh; the activations and their
-derivatives; softmax with cross-entropy and the accuracy count; dot products; the optimizer
-update. The math is the reference's (``reference.py``); this module is how it is computed fast.
+derivatives; the output layers (softmax with cross-entropy, logistic with binary cross-entropy)
+and their accuracy counts; dot products; the optimizer update. The math is the reference's
+(``reference.py``); this module is how it is computed fast.
 
 ``ACTIVATIONS`` and ``DERIVATIVES`` map each activation name to its scalar function (after
 scikit-learn's registries of the same names); derivatives take the activation's *output*
@@ -145,6 +146,11 @@ def elu(z):
 
 
 @jit()
+def identity(z):
+    return z
+
+
+@jit()
 def sigmoid_derivative(h):
     return h * (typed(1.0, h) - h)
 
@@ -169,11 +175,16 @@ def elu_derivative(h):
     return typed(1.0, h) if h > typed(0.0, h) else h + typed(codes.ELU_ALPHA, h)
 
 
+@jit()
+def identity_derivative(h):
+    return typed(1.0, h)
+
+
 ACTIVATIONS = {"sigmoid": sigmoid, "tanh": tanh, "relu": relu, "leaky_relu": leaky_relu,
-               "elu": elu}
+               "elu": elu, "identity": identity}
 DERIVATIVES = {"sigmoid": sigmoid_derivative, "tanh": tanh_derivative,
                "relu": relu_derivative, "leaky_relu": leaky_relu_derivative,
-               "elu": elu_derivative}
+               "elu": elu_derivative, "identity": identity_derivative}
 
 
 @jit()
@@ -191,7 +202,7 @@ def activate(h, n, code):
     elif code == codes.LEAKY_RELU:
         for i in range(n):
             h[i] = leaky_relu(h[i])
-    else:
+    elif code == codes.ELU:
         for i in range(n):
             h[i] = elu(h[i])
 
@@ -211,7 +222,7 @@ def times_derivative(d, h, n, code):
     elif code == codes.LEAKY_RELU:
         for i in range(n):
             d[i] *= leaky_relu_derivative(h[i])
-    else:
+    elif code == codes.ELU:
         for i in range(n):
             d[i] *= elu_derivative(h[i])
 
@@ -269,11 +280,61 @@ def softmax_cross_entropy(Q, n, labels, top, total, weights):
 
 
 @jit()
-def count_correct(Q, n, labels):
-    """How many columns ``i < n`` of ``Q`` have their largest entry (the first one, as
-    ``np.argmax``) at row ``labels[i]``."""
+def logistic_cross_entropy(Q, n, labels, weights):
+    """Columns ``i < n`` of the logits ``Q`` (outputs x samples) become ``p = sigmoid(q)``;
+    returns the weighted summed binary cross-entropy ``-sum_i w_i sum_c (t_ci log p_ci +
+    (1 - t_ci) log(1 - p_ci))`` (float64), ``t_ci`` bit ``c`` of ``labels[i]``, with ``p``
+    clipped to ``[eps, 1 - eps]`` inside the logarithms as scikit-learn clips it."""
+    eps = np.finfo(Q.dtype).eps
+    loss = 0.0
+    for c in range(Q.shape[0]):
+        q = Q[c]
+        for i in range(n):
+            p = sigmoid(q[i])
+            q[i] = p
+            p = min(max(p, eps), typed(1.0, p) - eps)
+            target = p if (labels[i] >> c) & 1 else typed(1.0, p) - p
+            loss -= np.float64(weights[i]) * math.log(np.float64(target))
+    return loss
+
+
+@jit()
+def output_loss(Q, n, labels, top, total, weights, output):
+    """The output layer of code ``output`` on the logits ``Q``: probabilities in place, the
+    weighted summed loss returned (``softmax_cross_entropy``, ``logistic_cross_entropy``)."""
+    if output == codes.LOGISTIC:
+        return logistic_cross_entropy(Q, n, labels, weights)
+    return softmax_cross_entropy(Q, n, labels, top, total, weights)
+
+
+@jit()
+def minus_targets(Q, n, labels, output):
+    """``Q[:, :n] -= T``, the one-hot (softmax) or bit-mask (logistic) targets: the output
+    delta ``P - T`` of both losses."""
+    one = typed(1.0, Q)
+    if output == codes.LOGISTIC:
+        for c in range(Q.shape[0]):
+            for i in range(n):
+                if (labels[i] >> c) & 1:
+                    Q[c, i] -= one
+    else:
+        for i in range(n):
+            Q[labels[i], i] -= one
+
+
+@jit()
+def count_correct(Q, n, labels, output):
+    """How many columns ``i < n`` of the probabilities ``Q`` are predicted right: softmax, the
+    largest entry (the first one, as ``np.argmax``) at row ``labels[i]``; logistic, every
+    output's ``p > 0.5`` equal to its target bit (subset accuracy)."""
     correct = 0
     for i in range(n):
+        if output == codes.LOGISTIC:
+            right = True
+            for c in range(Q.shape[0]):
+                right &= (Q[c, i] > typed(0.5, Q)) == ((labels[i] >> c) & 1 == 1)
+            correct += right
+            continue
         best = 0
         for c in range(1, Q.shape[0]):
             if Q[c, i] > Q[best, i]:
@@ -292,14 +353,17 @@ def coefficients(optimizer, hyper, step, out):
     out[codes.C_LR] = hyper[codes.LR]
     out[codes.C_DIV] = 1.0
     out[codes.C_EPS] = 1.0
+    sklearn = hyper[codes.SKLEARN] != 0.0
     if optimizer == codes.GD:
         out[codes.C_G] = 1.0
     elif optimizer == codes.MOMENTUM or optimizer == codes.NESTEROV:
-        mu = hyper[codes.MOMENTUM_COEF]
+        mu, lr = hyper[codes.MOMENTUM_COEF], hyper[codes.LR]
+        nesterov = optimizer == codes.NESTEROV
         out[codes.C_M1] = mu
-        out[codes.C_M2] = 1.0
-        out[codes.C_G] = 1.0 if optimizer == codes.NESTEROV else 0.0
-        out[codes.C_M] = mu if optimizer == codes.NESTEROV else 1.0
+        out[codes.C_M2] = lr if sklearn else 1.0
+        out[codes.C_LR] = 1.0 if sklearn else lr
+        out[codes.C_G] = (lr if sklearn else 1.0) if nesterov else 0.0
+        out[codes.C_M] = mu if nesterov else 1.0
     elif optimizer == codes.RMSPROP:
         alpha = hyper[codes.RMSPROP_ALPHA]
         out[codes.C_V1] = alpha
@@ -316,6 +380,9 @@ def coefficients(optimizer, hyper, step, out):
         out[codes.C_M] = 1.0
         out[codes.C_DIV] = math.sqrt(1.0 - b2 ** step)
         out[codes.C_EPS] = hyper[codes.EPS]
+        if sklearn:
+            out[codes.C_LR] = hyper[codes.LR] * math.sqrt(1.0 - b2 ** step) / (1.0 - b1 ** step)
+            out[codes.C_DIV] = 1.0
 
 
 @jit()

@@ -7,6 +7,12 @@ The network has ``L >= 1`` hidden layers of sizes ``H_1 .. H_L``, all with the a
     Z_out = A_L W_out + b_out   P = softmax(Z_out)    (computed stably, minus each row's max)
     loss = -(1/B) sum_i log P[i, y_i]                 (mean cross-entropy: the reported "loss")
 
+The logistic output (``codes.LOGISTIC``) has ``P = sigmoid(Z_out)`` instead, one sigmoid per
+output, and the binary cross-entropy ``loss = -(1/B) sum_i sum_c (T_ic log P_ic + (1 - T_ic)
+log(1 - P_ic))``, ``T_ic`` bit ``c`` of the int label ``y_i`` (``P`` clipped to ``[eps, 1 -
+eps]`` inside the logarithms, as scikit-learn clips it). Both losses have the output delta
+``dZ_out = (P - T) / B``, with ``T`` the one-hot (softmax) or bit-mask targets.
+
 (``W_out = W_{L+1}``). Training minimises ``loss + l2/2 * sum_l ||W_l||^2`` (every weight
 matrix, not the biases), whose gradient is, with ``Y`` the one-hot labels::
 
@@ -22,7 +28,7 @@ zero. For one hidden layer all of this is ``input -> hidden -> softmax`` as befo
 
 ``f'`` is computed from the activation's output ``H`` (as scikit-learn does): sigmoid
 ``H(1-H)``, tanh ``1-H^2``, relu ``[H>0]``, leaky_relu ``1 if H>0 else 0.01``, elu
-``1 if H>0 else H+1`` (alpha 1).
+``1 if H>0 else H+1`` (alpha 1), identity ``1``.
 
 Sample weights ``w`` (``train_group``'s ``weights``; default ones, the formulas above): the
 minibatch minimises ``sum_i w_i CE_i / S + l2 B / (2 S) * sum_l ||W_l||^2`` with ``S = sum_i
@@ -41,6 +47,15 @@ PyTorch's ``torch.optim`` rules:
               theta -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)
 
 ``b`` and ``m`` are stored in the state vector ``m``, the squared averages in ``v``.
+With ``hyper[SKLEARN] = 1`` (scikit-learn's conventions, ``codes.py``) three rules are
+scikit-learn's instead, and ``l2`` is ``alpha``, divided by the minibatch's weight sum ``S``::
+
+    momentum  b = mu b + lr g;                       theta -= b             (b: minus the velocity)
+    nesterov  b = mu b + lr g;                       theta -= mu b + lr g
+    adam      as above, then theta -= lr sqrt(1-b2^t)/(1-b1^t) * m / (sqrt(v) + eps)
+
+and each minibatch's loss includes ``alpha/2 ||W||^2 / S`` at its weights before the step, the
+epoch's loss being their mean weighted by minibatch size.
 ``forward`` and ``evaluate`` have compiled twins of the same name and signature in the engine
 (``engine.py``). ``train_group`` and ``evaluate_group`` are the K-network twins of the engine's
 functions of those names: they loop over the networks, each trained by ``train_epoch``.
@@ -77,6 +92,8 @@ def activate(Z: np.ndarray, activation: int) -> np.ndarray:
         return np.where(Z > 0, Z, codes.LEAKY_RELU_SLOPE * Z)
     if activation == codes.ELU:
         return np.where(Z > 0, Z, codes.ELU_ALPHA * np.expm1(np.minimum(Z, 0)))
+    if activation == codes.IDENTITY:
+        return Z
     raise ValueError(f"unknown activation code {activation}")
 
 
@@ -92,6 +109,8 @@ def activation_derivative(H: np.ndarray, activation: int) -> np.ndarray:
         return np.where(H > 0, 1, codes.LEAKY_RELU_SLOPE).astype(H.dtype)
     if activation == codes.ELU:
         return np.where(H > 0, 1, H + codes.ELU_ALPHA).astype(H.dtype)
+    if activation == codes.IDENTITY:
+        return np.ones_like(H)
     raise ValueError(f"unknown activation code {activation}")
 
 
@@ -104,12 +123,14 @@ def _hidden_layers(X, params, activation):
     return layers
 
 
-def forward(X, theta, hidden, n_classes, activation):
-    """Last hidden activations ``A_L`` and class probabilities ``P`` for the rows of ``X``
-    (``hidden``: the hidden sizes, or one int)."""
+def forward(X, theta, hidden, n_classes, activation, output=codes.SOFTMAX):
+    """Last hidden activations ``A_L`` and output probabilities ``P`` for the rows of ``X``
+    (``hidden``: the hidden sizes, or one int; ``output``: the output-layer code)."""
     params = unpack(theta, X.shape[1], hidden, n_classes)
     H = _hidden_layers(X, params, activation)[-1]
     Z2 = H @ params[-2] + params[-1]
+    if output == codes.LOGISTIC:
+        return H, 1.0 / (1.0 + np.exp(-Z2))
     Z2 = Z2 - Z2.max(axis=1, keepdims=True)
     E = np.exp(Z2)
     return H, E / E.sum(axis=1, keepdims=True)
@@ -120,9 +141,29 @@ def _log_softmax(Z2):
     return Z2 - np.log(np.exp(Z2).sum(axis=1, keepdims=True))
 
 
-def loss_and_gradient(X, y, theta, grad, hidden, n_classes, activation, l2, w=None):
-    """(Weighted) mean cross-entropy of the minibatch; writes the penalised loss's gradient into
-    ``grad`` (``w``: the samples' weights, default ones)."""
+def targets(y, n_outputs, output, dtype):
+    """The targets ``T`` (B x n_outputs): one-hot labels, or the labels' bits (logistic)."""
+    if output == codes.LOGISTIC:
+        return ((y[:, None] >> np.arange(n_outputs)) & 1).astype(dtype)
+    return np.eye(n_outputs, dtype=dtype)[y]
+
+
+def _losses(Z_out, T, output):
+    """Per-sample losses of the logits ``Z_out`` against the targets ``T``, and ``P``."""
+    if output == codes.LOGISTIC:
+        P = 1.0 / (1.0 + np.exp(-Z_out))
+        eps = np.finfo(P.dtype).eps
+        Pc = np.clip(P, eps, 1 - eps)
+        return -(T * np.log(Pc) + (1 - T) * np.log(1 - Pc)).sum(axis=1), P
+    log_P = _log_softmax(Z_out)
+    return -(T * log_P).sum(axis=1), np.exp(log_P)
+
+
+def loss_and_gradient(X, y, theta, grad, hidden, n_classes, activation, l2, w=None,
+                      output=codes.SOFTMAX):
+    """(Weighted) mean loss of the minibatch (cross-entropy, or binary cross-entropy for the
+    logistic ``output``); writes the penalised loss's gradient into ``grad`` (``w``: the
+    samples' weights, default ones; ``l2`` per sample, the ``l2 B / S`` of the docstring)."""
     B = X.shape[0]
     w = np.ones(B) if w is None else w
     S = w.sum()
@@ -130,13 +171,11 @@ def loss_and_gradient(X, y, theta, grad, hidden, n_classes, activation, l2, w=No
     params = unpack(theta, X.shape[1], hidden, n_classes)
     grads = unpack(grad, X.shape[1], hidden, n_classes)
     inputs = [X, *_hidden_layers(X, params, activation)]  # A_0 .. A_L
-    log_P = _log_softmax(inputs[-1] @ params[-2] + params[-1])
-    rows = np.arange(B)
-    loss = -(w * log_P[rows, y]).sum() / S
+    T = targets(y, n_classes, output, theta.dtype)
+    losses, P = _losses(inputs[-1] @ params[-2] + params[-1], T, output)
+    loss = (w * losses).sum() / S
 
-    dZ = np.exp(log_P)
-    dZ[rows, y] -= 1
-    dZ *= (w / S)[:, None]
+    dZ = (P - T) * (w / S)[:, None]
     for layer in range(len(inputs) - 1, -1, -1):  # W_{layer+1}: from A_layer
         W, gW, gb = params[2 * layer], grads[2 * layer], grads[2 * layer + 1]
         gW[...] = inputs[layer].T @ dZ + l2 * W
@@ -149,13 +188,23 @@ def loss_and_gradient(X, y, theta, grad, hidden, n_classes, activation, l2, w=No
 def update(theta, grad, m, v, step, optimizer, hyper):
     """One in-place optimizer step ``step`` (1-based) with the rule of code ``optimizer``."""
     lr = hyper[codes.LR]
+    sklearn = hyper[codes.SKLEARN] != 0
     g = grad
     if optimizer == codes.GD:
         theta -= lr * g
+    elif optimizer == codes.MOMENTUM and sklearn:
+        m *= hyper[codes.MOMENTUM_COEF]
+        m += lr * g
+        theta -= m
     elif optimizer == codes.MOMENTUM:
         m *= hyper[codes.MOMENTUM_COEF]
         m += g
         theta -= lr * m
+    elif optimizer == codes.NESTEROV and sklearn:
+        mu = hyper[codes.MOMENTUM_COEF]
+        m *= mu
+        m += lr * g
+        theta -= mu * m + lr * g
     elif optimizer == codes.NESTEROV:
         mu = hyper[codes.MOMENTUM_COEF]
         m *= mu
@@ -174,40 +223,59 @@ def update(theta, grad, m, v, step, optimizer, hyper):
         v += (1 - b2) * g * g
         bias1 = 1 - b1**step
         bias2 = 1 - b2**step
-        denom = np.sqrt(v) / np.sqrt(bias2) + hyper[codes.EPS]
-        theta -= (lr / bias1) * m / denom
+        if sklearn:
+            theta -= lr * np.sqrt(bias2) / bias1 * m / (np.sqrt(v) + hyper[codes.EPS])
+        else:
+            theta -= (lr / bias1) * m / (np.sqrt(v) / np.sqrt(bias2) + hyper[codes.EPS])
     else:
         raise ValueError(f"unknown optimizer code {optimizer}")
 
 
 def train_epoch(X, y, order, batch_size, theta, m, v, step, hidden, n_classes,
-                activation, optimizer, hyper, weights=None):
+                activation, optimizer, hyper, weights=None, output=codes.SOFTMAX):
     """One pass over ``X[order]`` in minibatches of ``batch_size`` (the last may be smaller).
 
-    Returns ``(mean of the minibatch losses, step after the epoch)``.
+    Returns ``(epoch loss, step after the epoch)``: the mean of the minibatch losses, or with
+    scikit-learn's conventions their penalised mean weighted by minibatch size.
     """
     grad = np.empty_like(theta)
     weights = np.ones(len(y)) if weights is None else np.asarray(weights, np.float64)
-    losses = []
+    sklearn = hyper[codes.SKLEARN] != 0
+    losses, sizes = [], []
     for start in range(0, len(order), batch_size):
         batch = order[start:start + batch_size]
-        if weights[batch].sum() == 0:
+        S = weights[batch].sum()
+        sizes.append(len(batch))
+        if S == 0:
             losses.append(0.0)
             continue
-        losses.append(loss_and_gradient(X[batch], y[batch], theta, grad, hidden,
-                                        n_classes, activation, hyper[codes.L2], weights[batch]))
+        # scikit-learn's alpha / S is the per-sample l2 alpha / B, scaled by B / S below
+        l2 = hyper[codes.L2] / len(batch) if sklearn else hyper[codes.L2]
+        loss = loss_and_gradient(X[batch], y[batch], theta, grad, hidden, n_classes,
+                                 activation, l2, weights[batch], output)
+        if sklearn:
+            W = unpack(theta, X.shape[1], hidden, n_classes)[::2]
+            loss += 0.5 * hyper[codes.L2] * sum(float(np.vdot(w, w)) for w in W) / S
+        losses.append(loss)
         step += 1
         update(theta, grad, m, v, step, optimizer, hyper)
+    if sklearn:
+        return float(np.dot(losses, sizes) / len(order)), step
     return float(np.mean(losses)), step
 
 
-def evaluate(X, y, theta, hidden, n_classes, activation):
-    """``(mean cross-entropy, accuracy)`` of the network on ``(X, y)``."""
+def evaluate(X, y, theta, hidden, n_classes, activation, output=codes.SOFTMAX):
+    """``(mean loss, accuracy)`` of the network on ``(X, y)`` (logistic output: subset
+    accuracy, every output's ``P > 0.5`` right)."""
     params = unpack(theta, X.shape[1], hidden, n_classes)
-    log_P = _log_softmax(_hidden_layers(X, params, activation)[-1] @ params[-2] + params[-1])
-    loss = -log_P[np.arange(len(y)), y].mean()
-    accuracy = (log_P.argmax(axis=1) == y).mean()
-    return float(loss), float(accuracy)
+    T = targets(y, n_classes, output, theta.dtype)
+    losses, P = _losses(_hidden_layers(X, params, activation)[-1] @ params[-2] + params[-1], T,
+                        output)
+    if output == codes.LOGISTIC:
+        right = ((P > 0.5) == (T == 1)).all(axis=1)
+    else:
+        right = P.argmax(axis=1) == y
+    return float(losses.mean()), float(right.mean())
 
 
 class Networks:
@@ -216,8 +284,9 @@ class Networks:
     with the same constructor and accessors."""
 
     def __init__(self, n_features, n_classes, hidden, activation, optimizer, hyper, thetas,
-                 dtype, moments=None, steps=None):
-        describe(self, n_features, n_classes, hidden, activation, optimizer, hyper, steps)
+                 dtype, moments=None, steps=None, outputs=None):
+        describe(self, n_features, n_classes, hidden, activation, optimizer, hyper, steps,
+                 outputs)
         self.thetas = [np.array(theta, dtype=dtype) for theta in thetas]
         self.states = ([(np.array(m, dtype=dtype), np.array(v, dtype=dtype)) for m, v in moments]
                        if moments is not None else
@@ -243,7 +312,7 @@ def train_group(inputs, y, order, batch_size, nets, active, threads=1, weights=N
         loss, nets.steps[k] = train_epoch(
             inputs, y, order, batch_size, nets.thetas[k], m, v, int(nets.steps[k]),
             nets.sizes[k], nets.n_classes, int(nets.activation[k]),
-            int(nets.optimizer[k]), nets.hyper[k], weights)
+            int(nets.optimizer[k]), nets.hyper[k], weights, int(nets.output[k]))
         losses.append(loss)
     return np.array(losses)
 
@@ -251,5 +320,5 @@ def train_group(inputs, y, order, batch_size, nets, active, threads=1, weights=N
 def evaluate_group(inputs, y, nets, active, threads=1):
     """``(losses, accuracies)`` of the networks ``active`` on ``(inputs, y)``, in that order."""
     results = [evaluate(inputs, y, nets.thetas[k], nets.sizes[k], nets.n_classes,
-                        int(nets.activation[k])) for k in active]
+                        int(nets.activation[k]), int(nets.output[k])) for k in active]
     return np.array([r[0] for r in results]), np.array([r[1] for r in results])
