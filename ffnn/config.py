@@ -118,6 +118,8 @@ class TrainConfig:
         "Learning-rate schedule (scikit-learn's).", choices=SCHEDULES))
     power_t: float = field(default=0.5, metadata=_help(
         "Exponent of the invscaling schedule."))
+    output: str = field(default="softmax", metadata=_help(
+        "Output layer: softmax, or one logistic unit for binary data.", choices=codes.OUTPUTS))
 
     def __post_init__(self):
         self._canonical_hidden_sizes()
@@ -127,6 +129,7 @@ class TrainConfig:
         _check_choice("backend", self.backend, tuple(BACKENDS))
         _check_choice("input_path", self.input_path, INPUT_PATHS)
         _check_choice("lr_schedule", self.lr_schedule, SCHEDULES)
+        _check_choice("output", self.output, codes.OUTPUTS)
         for name in ("batch_size", "max_epochs"):
             _check_int(name, getattr(self, name), minimum=1)
         _check_int("patience", self.patience, minimum=0)

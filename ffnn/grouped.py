@@ -1,14 +1,15 @@
 """Many networks in one pass: ``train_many`` trains a group of configurations together.
 
-Networks that share the minibatch order (``shuffle_seed``), ``batch_size``, ``dtype``, backend
-and ``threads`` are trained by one engine call per epoch (``ffnn.training.train_group``, the
-loop ``ffnn.train`` also runs, with a group of one): each minibatch is gathered once for all of
-them. Everything else stays per network: initial weights (``seed``), activation, hidden sizes
-and depth, optimizer and its hyperparameters, learning rate and its schedule (``lr_schedule``,
-``power_t``: the engine reads each network's rate before every epoch), ``l2``, early stopping
-and divergence. Each network stops on its own and is retired while the others go on. A
-network's arithmetic does not depend on its group (``ffnn.kernels.engine``), so every result
-equals ``ffnn.train`` of that configuration alone, bitwise: grouping is a pure speed-up.
+Networks that share the minibatch order (``shuffle_seed``), ``batch_size``, ``dtype``, backend,
+``threads``, ``input_path`` and ``output`` are trained by one engine call per epoch
+(``ffnn.training.train_group``, the loop ``ffnn.train`` also runs, with a group of one): each
+minibatch is gathered once for all of them. Everything else stays per network: initial weights
+(``seed``), activation, hidden sizes and depth, optimizer and its hyperparameters, learning
+rate and its schedule (``lr_schedule``, ``power_t``: the engine reads each network's rate
+before every epoch), ``l2``, early stopping and divergence. Each network stops on its own and is
+retired while the others go on. A network's arithmetic does not depend on its group
+(``ffnn.kernels.engine``), so every result equals ``ffnn.train`` of that configuration alone,
+bitwise: grouping is a pure speed-up.
 """
 
 import statistics
@@ -21,7 +22,8 @@ from .validation import check_splits
 
 # Fields every configuration of one group must share (the shuffle seed is compared through
 # ``effective_shuffle_seed``).
-GROUP_FIELDS = ("shuffle_seed", "batch_size", "dtype", "threads", "backend", "input_path")
+GROUP_FIELDS = ("shuffle_seed", "batch_size", "dtype", "threads", "backend", "input_path",
+                "output")
 
 # Fields that do not change the time an epoch takes: configurations differing only in these share
 # one calibration.
@@ -82,7 +84,8 @@ def train_many(configs: Sequence[TrainConfig], splits: Splits, *,
     """Train every configuration in ``configs`` on ``splits``, together; one result each, in order.
 
     The configurations must share ``shuffle_seed`` (effective), ``batch_size``, ``dtype``,
-    ``backend`` and ``threads`` (``ValueError`` naming the field otherwise); anything else may
+    ``backend``, ``threads``, ``input_path`` and ``output`` (the number of output units;
+    ``ValueError`` naming the field otherwise); anything else may
     differ, hidden sizes and depths included. Each result equals ``ffnn.train(config, splits)``
     bitwise (weights, losses, epochs), whatever the rest of the group. ``callback(i, record)``
     is called after every epoch of network ``i``. With ``threads >= 2`` the networks are split

@@ -3,15 +3,19 @@ trusting it.
 
 Layout (format version 1): a zip archive (``numpy.savez``) of exactly two ``.npy`` members,
 
-* ``meta.npy``: a 0-d unicode array holding a JSON object with the keys of ``META_KEYS``;
+* ``meta.npy``: a 0-d unicode array holding a JSON object with the keys of ``META_KEYS``, and
+  ``output`` (``OPTIONAL_META_KEYS``) when the output layer is not softmax: files written
+  before the logistic output existed, and every softmax network's file, are exactly as before;
 * ``theta.npy``: the flat parameter vector (layout in ``ffnn.kernels.layout``) of the network
   whose layer widths are ``[n_features, *hidden_sizes, n_classes]``: every layer's ``W`` and
-  ``b`` in order. The metadata's ``hidden_size`` is an int for one hidden layer (files written
-  before depth existed are exactly these) and a list of ints for more.
+  ``b`` in order, the last layer's ``n_classes`` its output units (softmax classes, or
+  logistic units: one for a binary network). The metadata's ``hidden_size`` is an int for one
+  hidden layer (files written before depth existed are exactly these) and a list of ints for
+  more.
 
 ``load_model`` decides everything it can before it inflates anything: the members' names,
 compression and sizes from the zip directory; the metadata (at most ``MAX_META_BYTES``) checked
-key by key, its activation, backend, dtype and sizes by building a ``TrainConfig``; then the
+key by key, its activation, output, backend, dtype and sizes by building a ``TrainConfig``; then the
 ``.npy`` header of every parameter array (dtype, shape) against the shapes the layer widths
 imply (``layer_shapes``), and the member's size against that header. A member may not inflate
 to more than ``MAX_INFLATION`` times its compressed size (beyond ``FREE_INFLATION_BYTES``),
@@ -46,6 +50,7 @@ META_MEMBER = "meta.npy"
 THETA_MEMBER = "theta.npy"
 META_KEYS = ("format_version", "n_features", "hidden_size", "n_classes", "activation", "backend",
              "dtype", "config")
+OPTIONAL_META_KEYS = {"output": "softmax"}  # key -> the value a file without it means
 MAX_META_BYTES = 64 * 1024  # real metadata is ~4 KB (UTF-32 JSON of a TrainConfig)
 MAX_NPY_HEADER_BYTES = 12 + 10000  # magic, version, length field, numpy's largest header
 MAX_INFLATION = 16  # float weights barely compress: np.savez_compressed gets ~1.1x
@@ -109,6 +114,9 @@ def save_network(network: Network, path, *, compressed: bool = False) -> None:
         "dtype": str(network.dtype),
         "config": None if network.config is None else network.config.to_dict(),
     }
+    for key, default in OPTIONAL_META_KEYS.items():
+        if getattr(network, key) != default:
+            meta[key] = getattr(network, key)
     with open(path, "wb") as f:
         (np.savez_compressed if compressed else np.savez)(
             f, theta=network.theta, meta=np.array(json.dumps(meta)))
@@ -158,7 +166,8 @@ def _read(path: Path, f) -> Network:
                              f"{bad[0]}): the network diverged and cannot predict")
     return Network(theta=theta, n_features=fields["n_features"],
                    hidden_size=tuple(widths[1:-1]), n_classes=fields["n_classes"],
-                   activation=fields["activation"], backend=fields["backend"], config=config)
+                   activation=fields["activation"], backend=fields["backend"], config=config,
+                   output=fields["output"])
 
 
 def _check_members(path: Path, infos: list[zipfile.ZipInfo], file_size: int
@@ -214,7 +223,7 @@ def _check_meta(path: Path, meta) -> tuple[dict, TrainConfig | None]:
         raise ModelFileError(f"{path}: unsupported format_version {version!r} "
                              f"(this ffnn reads {FORMAT_VERSION})")
     missing = [key for key in META_KEYS if key not in meta]
-    unknown = sorted(set(meta) - set(META_KEYS))
+    unknown = sorted(set(meta) - set(META_KEYS) - set(OPTIONAL_META_KEYS))
     if missing or unknown:
         raise ModelFileError(f"{path}: metadata " + "; ".join(
             part for part in (missing and f"lacks {', '.join(missing)}",
@@ -229,13 +238,14 @@ def _check_meta(path: Path, meta) -> tuple[dict, TrainConfig | None]:
                 " or a list of two or more" if key == "hidden_size" else "")
             raise ModelFileError(f"{path}: metadata {key}: expected {wanted}, got "
                                  f"{reprlib.repr(value)}")
-    for key in ("activation", "backend", "dtype"):
+    meta = {**OPTIONAL_META_KEYS, **meta}
+    for key in ("activation", "backend", "dtype", "output"):
         if not isinstance(meta[key], str):
             raise ModelFileError(f"{path}: metadata {key}: expected a string, got "
-                                 f"{meta[key]!r}")
-    try:  # TrainConfig decides which activations, backends, dtypes and sizes exist
+                                 f"{reprlib.repr(meta[key])}")
+    try:  # TrainConfig decides which activations, outputs, backends, dtypes and sizes exist
         TrainConfig(hidden_sizes=_sizes(meta["hidden_size"]), activation=meta["activation"],
-                    backend=meta["backend"], dtype=meta["dtype"])
+                    backend=meta["backend"], dtype=meta["dtype"], output=meta["output"])
     except ValueError as e:
         raise ModelFileError(f"{path}: metadata {e}") from None
     config = meta["config"]
@@ -248,12 +258,12 @@ def _check_meta(path: Path, meta) -> tuple[dict, TrainConfig | None]:
         except (ValueError, TypeError) as e:
             raise ModelFileError(f"{path}: metadata config: {e}") from None
         for key, ours in (("hidden_size", config.hidden_sizes),
-                          ("activation", config.activation)):
+                          ("activation", config.activation), ("output", config.output)):
             theirs = _sizes(meta[key]) if key == "hidden_size" else meta[key]
             if ours != theirs:
                 raise ModelFileError(f"{path}: metadata says {key}={meta[key]!r} but its config "
                                      f"says {getattr(config, key) or list(ours)!r}")
-    return {key: meta[key] for key in META_KEYS}, config
+    return {key: meta[key] for key in (*META_KEYS, *OPTIONAL_META_KEYS)}, config
 
 
 def _npy_header(path: Path, member: str, prefix: bytes, ndim: int

@@ -70,7 +70,8 @@ class TrainResult:
 
 
 def initial_parameters(config: TrainConfig, n_features: int, n_classes: int) -> np.ndarray:
-    """The flat initial parameter vector fixed by ``config.seed`` (init scheme: ``TrainConfig``)."""
+    """The flat initial parameter vector fixed by ``config.seed`` (init scheme: ``TrainConfig``)
+    of a network with ``n_classes`` output units."""
     rng = np.random.default_rng(config.seed)
     H = config.hidden_sizes
     theta = np.zeros(n_params(n_features, H, n_classes), dtype=np.float64)
@@ -138,6 +139,10 @@ def check_trainable(config: TrainConfig, data: PreparedData) -> None:
     """Raise ``ValueError`` for splits this config cannot train on."""
     if len(data.y_train) == 0:
         raise ValueError("splits: the training set is empty")
+    if config.output == "logistic" and data.n_classes != 2:
+        raise ValueError(f"output: 'logistic' trains one logistic unit on binary data (2 "
+                         f"classes), but the splits have n_classes={data.n_classes}; use "
+                         "output='softmax'")
     if config.early_stopping and len(data.y_val) == 0:
         raise ValueError("early_stopping: needs a validation set, but the splits have val_size=0; "
                          "pass early_stopping=False or a positive val_size")
@@ -177,10 +182,18 @@ def end_of_epoch(config: TrainConfig, stopper: EarlyStopping, rate: LearningRate
     return diverged, keep_best, stopped_early
 
 
-def networks(backend, configs, n_features: int, n_classes: int, thetas, **state):
-    """The backend's ``Networks`` for ``configs`` (all of one dtype) from flat ``thetas``."""
+def output_units(config: TrainConfig, n_classes: int) -> int:
+    """The number of output units for ``n_classes`` classes: one per class for softmax, one
+    logistic unit for binary data (its labels 0 and 1 are the engine's bit-mask labels)."""
+    return 1 if config.output == "logistic" else n_classes
+
+
+def networks(backend, configs, n_features: int, n_outputs: int, thetas, **state):
+    """The backend's ``Networks`` for ``configs`` (all of one dtype, ``n_outputs`` output
+    units each) from flat ``thetas``."""
+    state.setdefault("outputs", [codes.output_code(c.output) for c in configs])
     return backend.Networks(
-        n_features, n_classes, [c.hidden_sizes for c in configs],
+        n_features, n_outputs, [c.hidden_sizes for c in configs],
         [codes.activation_code(c.activation) for c in configs],
         [codes.optimizer_code(c.optimizer) for c in configs],
         [hyper_vector(c) for c in configs], thetas, configs[0].dtype, **state)
@@ -225,7 +238,7 @@ def train_group(configs: list[TrainConfig], splits: Splits,
     for config in configs:
         check_trainable(config, data)
     backend.warm_up(first.dtype, getattr(data.train, "path", None))
-    F, C = data.n_features, data.n_classes
+    F, C = data.n_features, output_units(first, data.n_classes)
     nets = networks(backend, configs, F, C, [initial_parameters(c, F, C) for c in configs])
     members = [_Member(c, EarlyStopping(c.patience, c.min_delta),
                        LearningRate(c.lr_schedule, c.learning_rate, c.power_t)) for c in configs]
@@ -269,16 +282,17 @@ def train_group(configs: list[TrainConfig], splits: Splits,
             active = still
         wall_time = time.perf_counter() - wall_start
         finals = [m.best_theta if m.best_theta is not None else m.theta for m in members]
-        results = _results(backend, configs, members, finals, data, n_threads)
+        results = _results(backend, configs, members, finals, data, C, n_threads)
         for result, member in zip(results, members, strict=True):
             result.train_cpu_time = member.cpu_time
             result.train_cpu_clock = "thread" if n_threads == 1 else "process"
         return results, wall_time
 
 
-def _results(backend, configs, members, thetas, data, n_threads) -> list[TrainResult]:
+def _results(backend, configs, members, thetas, data, n_outputs, n_threads
+             ) -> list[TrainResult]:
     """One ``TrainResult`` per member, its final metrics those of the returned weights."""
-    final = networks(backend, configs, data.n_features, data.n_classes, thetas)
+    final = networks(backend, configs, data.n_features, n_outputs, thetas)
     everyone = list(range(len(configs)))
     metrics = []
     for inputs, y in ((data.train, data.y_train), (data.val, data.y_val),
@@ -287,8 +301,8 @@ def _results(backend, configs, members, thetas, data, n_threads) -> list[TrainRe
                        else (np.full(len(configs), math.nan),) * 2)
     results = []
     for k, (config, member, theta) in enumerate(zip(configs, members, thetas, strict=True)):
-        model = Network(theta, data.n_features, config.hidden_sizes, data.n_classes,
-                        config.activation, config.backend, config)
+        model = Network(theta, data.n_features, config.hidden_sizes, n_outputs,
+                        config.activation, config.backend, config, config.output)
         epochs = len(member.history)
         results.append(TrainResult(
             model=model, config=config, history=member.history, epochs=epochs,

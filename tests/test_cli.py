@@ -201,6 +201,18 @@ def test_train_takes_the_learning_rate_schedule(tmp_path):
     _one_line_error(invoke("train", "--power-t", "-1"), "--power-t", ">= 0")
 
 
+def test_train_takes_the_identity_activation_and_the_logistic_output(tmp_path):
+    path = tmp_path / "model.npz"
+    result = invoke("train", "--backend", "numpy", "--max-epochs", "1", "--hidden-sizes", "6,4",
+                    "--activation", "identity", *SMALL_DATA, "--save", path)
+    assert result.exit_code == 0, result.output
+    assert ffnn.load_model(path).activation == "identity"
+    # MNIST has ten classes: the logistic output is refused in the words of ffnn.train
+    _one_line_error(invoke("train", "--backend", "numpy", "--output", "logistic", *SMALL_DATA),
+                    "output: 'logistic'", "n_classes=10")
+    _one_line_error(invoke("train", "--output", "linear"), "--output", "linear")
+
+
 def _one_line_error(result, *needles):
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()

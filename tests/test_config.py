@@ -21,7 +21,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
         ("seed", -1), ("shuffle_seed", 1.5), ("threads", 0), ("momentum", 1.5),
         ("beta1", 1.0), ("beta2", -0.1), ("eps", 0.0), ("hidden_size", 2.5),
         ("early_stopping", "yes"), ("lr_schedule", "optimal"), ("power_t", -0.5),
-        ("power_t", float("inf")), ("power_t", "0.5"),
+        ("power_t", float("inf")), ("power_t", "0.5"), ("output", "sigmoid"),
     ],
 )
 def test_invalid_value_raises_value_error_naming_the_field(field, value):
@@ -37,7 +37,11 @@ def test_defaults():
         250, True, 10, 0.0, True)
     assert (c.l2, c.seed, c.shuffle_seed, c.dtype, c.backend) == (0.0, 0, None, "float32", "numba")
     assert c.effective_shuffle_seed == 0
-    assert (c.lr_schedule, c.power_t) == ("constant", 0.5)
+    assert (c.lr_schedule, c.power_t, c.output) == ("constant", 0.5, "softmax")
+
+
+def test_identity_is_a_hidden_activation():
+    assert ffnn.TrainConfig(activation="identity").activation == "identity"
 
 
 def test_config_is_frozen_and_round_trips_through_a_dict():
@@ -83,14 +87,15 @@ def test_fields_added_later_leave_the_committed_dicts_and_record_keys_unchanged(
     # output existed; at their defaults these fields are left out of to_dict().
     saved = json.loads((FIXTURES / "one_layer_keys.json").read_text())
     for case in saved["configs"]:
-        defaults = dict(lr_schedule="constant", power_t=0.5)
+        defaults = dict(lr_schedule="constant", power_t=0.5, output="softmax")
         config = ffnn.TrainConfig(**case["kwargs"], **defaults)
         assert config.to_dict() == case["to_dict"]
         assert run_key(config.to_dict(), saved["data"]) == case["run_key"]
 
 
 @pytest.mark.parametrize("changes", [dict(lr_schedule="invscaling"), dict(power_t=0.25),
-                                     dict(lr_schedule="adaptive", power_t=1.0)])
+                                     dict(lr_schedule="adaptive", power_t=1.0),
+                                     dict(output="logistic")])
 def test_a_new_field_away_from_its_default_is_in_the_dict_and_the_key(changes):
     config = ffnn.TrainConfig(**changes)
     values = config.to_dict()

@@ -146,6 +146,16 @@ def test_values_equal_once_converted_are_duplicates(tmp_path):
     assert spec.values == (0.0, 1.0) and all(isinstance(v, float) for v in spec.values)
 
 
+def test_a_user_study_may_vary_the_new_activation_schedules_and_power_t(tmp_path):
+    spec = load_study_file(_write(tmp_path, 'name = "x"\nparameter = "activation"\n'
+                                  'values = ["tanh", "identity"]\n[base]\n'
+                                  'lr_schedule = "invscaling"\npower_t = 1\n'))
+    config = spec.config("identity")
+    assert (config.activation, config.lr_schedule, config.power_t) == (
+        "identity", "invscaling", 1.0)
+    assert "identity" not in builtin_study("activations-adam").values  # built-ins unchanged
+
+
 @pytest.mark.parametrize(("base", "message"), [
     ('activation = "softplus"', "base.activation: 'softplus' is not one of"),
     ("hidden_size = 2.5", "base.hidden_size: expected an integer, got 2.5"),

@@ -74,7 +74,7 @@ def test_epoch_order_is_a_permutation_that_changes_every_epoch():
 @pytest.mark.parametrize(
     ("activation", "scheme"),
     [("relu", "he"), ("leaky_relu", "he"), ("elu", "he"), ("sigmoid", "glorot"),
-     ("tanh", "glorot")])
+     ("tanh", "glorot"), ("identity", "glorot")])
 def test_initialisation_scheme_follows_the_activation(activation, scheme):
     config = ffnn.TrainConfig(activation=activation, hidden_size=300, dtype="float64")
     W1, b1, W2, b2 = ffnn.kernels.layout.unpack(
