@@ -168,3 +168,22 @@ def test_a_file_without_output_is_softmax(tmp_path, logistic):
 def test_network_refuses_an_unknown_output():
     with pytest.raises(ValueError, match="output: 'linear' is not one of softmax, logistic"):
         ffnn.Network(np.zeros(7), 5, 1, 1, "elu", output="linear")
+
+
+def test_several_logistic_units_predict_the_indicator_matrix_and_round_trip(tmp_path):
+    # 3 units: a label is the bit mask of the units whose target is 1 (0..7)
+    theta = np.random.default_rng(0).normal(size=(5 * 4 + 4) + (4 * 3 + 3))
+    net = ffnn.Network(theta, 5, 4, 3, "tanh", "numpy", output="logistic")
+    X = np.random.default_rng(1).normal(size=(30, 5))
+    P = net.predict_proba(X)
+    indicators = net.predict(X)
+    assert P.shape == indicators.shape == (30, 3)
+    assert np.array_equal(indicators, (P > 0.5).astype(np.int64))
+    masks = indicators @ (1 << np.arange(3))
+    assert net.evaluate(X, masks)[1] == 1.0  # its own predictions are all right
+    with pytest.raises(ValueError, match="8 at index 0 is outside 0..7"):
+        net.evaluate(X[:1], [8])
+    net.save(tmp_path / "three.npz")
+    loaded = ffnn.load_model(tmp_path / "three.npz")
+    assert (loaded.output, loaded.n_classes) == ("logistic", 3)
+    assert np.array_equal(loaded.predict(X), indicators)
