@@ -1,503 +1,377 @@
-"""``MLPClassifier``: a scikit-learn estimator on top of ffnn's kernels.
+"""``MLPClassifier``: scikit-learn's ``MLPClassifier``, trained by ffnn's engine.
 
-Drop-in for ``sklearn.neural_network.MLPClassifier`` (any number of hidden layers): the constructor
-takes scikit-learn's parameter names and defaults, ``fit`` / ``partial_fit`` / ``predict`` /
-``predict_proba`` / ``score`` behave as scikit-learn's do, and the fitted attributes
-(``classes_``, ``n_features_in_``, ``loss_curve_``, ``n_iter_``, ``best_loss_``,
-``validation_scores_``, ``coefs_``, ``intercepts_``, ...) mean what scikit-learn says they mean.
-Every mapping onto ``TrainConfig`` and every difference from scikit-learn is tabled in
-``docs/estimator.md``.
+The class *is* scikit-learn 1.9's ``sklearn.neural_network.MLPClassifier`` (a subclass), so
+everything around the training itself is scikit-learn's own code: parameter validation and its
+error messages, label binarising (binary problems get one logistic output unit, multilabel
+indicator ``y`` logistic outputs, multiclass softmax), the ``RandomState`` stream (Glorot-uniform
+weights *and* biases, then the early-stopping split, then one shuffle per epoch), warm start,
+``partial_fit``'s availability, the stopping rules, ``loss_curve_``, ``best_loss_``,
+``validation_scores_``, the divergence check and the fitted attributes (``coefs_`` and
+``intercepts_`` are plain lists: assigning them, or an item, changes what ``predict`` uses).
 
-The estimator drives the backend's per-epoch step (``train_group`` on a group of one, the step
-``ffnn.train``'s loop runs) itself, rather than going through ``ffnn.train``: scikit-learn's
-stopping rule on the training loss, ``partial_fit``'s resumable optimizer state and the exact
-per-minibatch ``alpha`` need control between and inside epochs that ``train`` does not offer.
-The pieces of the epoch it shares with ``train`` (weight init, shuffling order, hyperparameter
-vector, prepared inputs, early stopping, thread limits) are ``train``'s own. ``scipy.sparse``
-input reaches the engine as CSR rows, never densified.
+ffnn replaces the arithmetic:
+
+* ``_fit_stochastic``: scikit-learn's epoch loop, line for line, with each epoch's minibatches
+  (forward, backward and the optimizer step) run by the compiled engine with scikit-learn's
+  update conventions (``ffnn.kernels.codes``, ``hyper[SKLEARN]``: its Adam epsilon, its
+  momentum velocity, ``alpha`` over each minibatch's weight sum, the penalised loss at the
+  weights before each step); the learning-rate schedules are ``ffnn.schedules``;
+* ``_backprop`` (lbfgs' full-batch loss and gradient): ``ffnn.kernels.reference``, in the
+  dtype scikit-learn hands it (float64 for lbfgs);
+* ``_forward_pass_fast`` (``predict``, ``predict_proba``, the validation score): the engine's
+  forward pass, in the promotion of ``X``'s dtype and the weights'.
+
+So in float64 the same parameters and ``random_state`` give scikit-learn's model, within
+rounding. ffnn's own parameters are opt-in: ``dtype``, ``backend``, ``early_stopping_metric``,
+and the activations ``leaky_relu`` and ``elu``; ``docs/estimator.md`` lists every difference.
 
 This module imports scikit-learn; ``ffnn`` imports it only when ``ffnn.MLPClassifier`` is used.
 """
 
-import math
-import numbers
-import sys
 import warnings
 
 import numpy as np
 
 try:
-    from sklearn.base import BaseEstimator, ClassifierMixin
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.model_selection import train_test_split
-    from sklearn.utils import check_random_state
-    from sklearn.utils.multiclass import type_of_target, unique_labels
-    from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+    from sklearn.neural_network import MLPClassifier as _ScikitLearnMLPClassifier
+    from sklearn.neural_network._base import LOSS_FUNCTIONS
+    from sklearn.utils import shuffle
+    from sklearn.utils._param_validation import StrOptions
+    from sklearn.utils.validation import validate_data
 except ImportError as e:  # pragma: no cover - depends on the environment
     raise ImportError(
         "ffnn.MLPClassifier needs scikit-learn: pip install 'ffnn[sklearn]'") from e
 
-from .config import TrainConfig, check_range
-from .early_stopping import EarlyStopping
-from .inputs import labels, prepared
-from .kernels import codes, get_backend
+from .inputs import prepared
+from .kernels import BACKENDS, codes, get_backend, reference
 from .kernels.layout import unpack
 from .model import Network
+from .schedules import LearningRate
 from .threads import limit_threads
-from .training import epoch_order, hyper_vector, initial_parameters, networks
-from .validation import check_split
 
-# scikit-learn's activation names, and ours, mapped onto ffnn's activation names.
-ACTIVATIONS = {"logistic": "sigmoid", "tanh": "tanh", "relu": "relu",
-               "sigmoid": "sigmoid", "leaky_relu": "leaky_relu", "elu": "elu"}
-SOLVERS = ("adam", "sgd", "rmsprop")
-_MAX_SEED = np.iinfo(np.int32).max
+# scikit-learn's activation names (and ffnn's two extra ones) -> ffnn's.
+ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu",
+               "leaky_relu": "leaky_relu", "elu": "elu"}
+_SCIKIT_LEARN_ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
+_OPTIMIZERS = {("adam", False): codes.ADAM, ("adam", True): codes.ADAM,
+               ("sgd", False): codes.MOMENTUM, ("sgd", True): codes.NESTEROV}
 
 
-class MLPClassifier(ClassifierMixin, BaseEstimator):
-    """Multi-layer perceptron classifier, trained by ffnn's kernels.
+class MLPClassifier(_ScikitLearnMLPClassifier):
+    """Multi-layer perceptron classifier: scikit-learn's ``MLPClassifier``, trained by ffnn.
 
-    Parameters follow ``sklearn.neural_network.MLPClassifier`` (same names, same defaults);
-    ``docs/estimator.md`` lists how each maps onto ``ffnn.TrainConfig`` and where the behaviour
-    differs. ffnn's own parameters:
+    Every parameter of ``sklearn.neural_network.MLPClassifier`` (same names, same defaults,
+    same meaning), plus:
 
-    dtype : {'float32', 'float64'}, default='float32'
-        Precision of the weights and of the arrays the kernels see; inputs are converted once.
+    dtype : {None, 'float32', 'float64'}, default=None
+        Precision of training: None follows the input, as scikit-learn does (float32 input
+        trains in float32, anything else in float64); 'float32' or 'float64' forces one.
     backend : {'numba', 'numpy'}, default='numba'
-        Compute backend (``ffnn.kernels``).
+        Compute backend of the stochastic solvers and of prediction (``ffnn.kernels``).
+    early_stopping_metric : {'score', 'loss'}, default='score'
+        What ``early_stopping=True`` watches on the validation split: scikit-learn's accuracy
+        ``'score'``, or ``'loss'``, its log-loss (stop after ``n_iter_no_change`` epochs
+        without a decrease of more than ``tol``; best weights restored; the curve is kept in
+        ``validation_loss_curve_``).
 
-    ``sample_weight`` (``fit``, ``partial_fit``) is normalised as scikit-learn 1.9 does: each
-    minibatch's per-sample losses times their weights and the ``alpha`` penalty are both divided
-    by the minibatch's weight sum. A minibatch whose weights sum to zero is skipped (no step).
-
-    Notable differences: ``activation='identity'``, ``solver='lbfgs'``
-    and learning-rate schedules other than ``'constant'`` are refused; ``solver='rmsprop'`` is
-    added; ``early_stopping=True`` monitors the validation *loss* (``tol`` is the minimum
-    improvement, ``n_iter_no_change`` the patience) and restores the best weights.
-
-    Fitted attributes: ``classes_``, ``n_features_in_`` (and ``feature_names_in_``),
-    ``loss_curve_``, ``loss_``, ``best_loss_`` (None with early stopping), ``n_iter_``, ``t_``,
-    ``validation_scores_`` / ``best_validation_score_`` (validation accuracy, with early
-    stopping), ``validation_loss_curve_`` (ours), ``coefs_``, ``intercepts_``, ``n_layers_``,
-    ``n_outputs_``, ``out_activation_``, and ``network_`` (an ``ffnn.Network`` that can be saved).
+    ``activation`` also accepts ffnn's ``'leaky_relu'`` and ``'elu'``.
     """
+
+    _parameter_constraints: dict = {
+        **_ScikitLearnMLPClassifier._parameter_constraints,
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "dtype": [None, StrOptions({"float32", "float64"})],
+        "backend": [StrOptions(set(BACKENDS))],
+        "early_stopping_metric": [StrOptions({"score", "loss"})],
+    }
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
                  alpha=0.0001, batch_size="auto", learning_rate="constant",
-                 learning_rate_init=0.001, max_iter=200, shuffle=True, random_state=None,
-                 tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10,
-                 dtype="float32", backend="numba"):
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.solver = solver
-        self.alpha = alpha
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.learning_rate_init = learning_rate_init
-        self.max_iter = max_iter
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.tol = tol
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.momentum = momentum
-        self.nesterovs_momentum = nesterovs_momentum
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.n_iter_no_change = n_iter_no_change
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 dtype=None, backend="numba", early_stopping_metric="score"):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
+            alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init, power_t=power_t, max_iter=max_iter,
+            shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
+            warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping, validation_fraction=validation_fraction,
+            beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun)
         self.dtype = dtype
         self.backend = backend
-
-    # ------------------------------------------------------------------ public API
-
-    def fit(self, X, y, sample_weight=None):
-        """Train on ``(X, y)`` for up to ``max_iter`` epochs (from scratch unless warm_start),
-        sample ``i`` weighted ``sample_weight[i]`` (default: all 1)."""
-        self._check_params()
-        resume = self.warm_start and hasattr(self, "_theta")
-        X, y = self._validate_X_y(X, y, reset=not resume)
-        sample_weight = self._sample_weight(sample_weight, X)
-        if resume:
-            if not np.array_equal(unique_labels(y), self.classes_):
-                raise ValueError(
-                    "warm_start can only be used where y has the same classes as in the "
-                    f"previous call to fit: previously {self.classes_}, y has {unique_labels(y)}")
-        else:
-            self.classes_ = unique_labels(y)
-        y_codes = np.searchsorted(self.classes_, y).astype(np.int64)
-        check_split("train", X, y_codes, len(self.classes_))
-        if not resume:
-            self._initialize(X.shape[1], len(self.classes_))
-        self._train(X, y_codes, sample_weight, incremental=False)
-        return self
-
-    def partial_fit(self, X, y, sample_weight=None, classes=None):
-        """One epoch over ``(X, y)``, continuing from the current weights and optimizer state.
-
-        ``classes`` (every label that will ever be seen) is required on the first call. (Its
-        position moved from third to fourth with ``sample_weight``: scikit-learn 1.9's order.)
-        """
-        self._check_params()
-        if self.early_stopping:
-            raise ValueError("partial_fit does not support early_stopping=True")
-        first_call = not hasattr(self, "classes_")
-        if first_call and classes is None:
-            raise ValueError("classes must be passed on the first call to partial_fit.")
-        X, y = self._validate_X_y(X, y, reset=first_call)
-        sample_weight = self._sample_weight(sample_weight, X)
-        if classes is not None:
-            classes = unique_labels(classes)
-            if first_call:
-                self.classes_ = classes
-            elif not np.array_equal(classes, self.classes_):
-                raise ValueError(f"classes={classes} is not the same as on the first call to "
-                                 f"partial_fit: {self.classes_}")
-        unseen = np.setdiff1d(unique_labels(y), self.classes_)
-        if len(unseen):
-            raise ValueError(f"y has classes not in classes_ {self.classes_}: {unseen}")
-        y_codes = np.searchsorted(self.classes_, y).astype(np.int64)
-        check_split("train", X, y_codes, len(self.classes_))
-        if not hasattr(self, "_theta"):
-            self._initialize(X.shape[1], len(self.classes_))
-        self._train(X, y_codes, sample_weight, incremental=True)
-        return self
-
-    def predict_proba(self, X):
-        """Class probabilities, shape ``(n_samples, n_classes)``, columns in ``classes_`` order."""
-        check_is_fitted(self)
-        X = self._validate_X(X, reset=False, dtype=self._theta.dtype)
-        theta = self._theta if self._theta.flags.writeable else self._theta.copy()
-        _, P = get_backend(self.backend).forward(
-            X, theta, self._hidden_sizes, len(self.classes_),
-            codes.activation_code(ACTIVATIONS[self._activation]))
-        return P
-
-    def predict_log_proba(self, X):
-        """``log(predict_proba(X))``."""
-        P = self.predict_proba(X)
-        with np.errstate(divide="ignore"):
-            return np.log(P, out=P)
-
-    def predict(self, X):
-        """The most probable class label of each row."""
-        P = self.predict_proba(X)
-        return self.classes_[np.argmax(P, axis=1)]
-
-    # ------------------------------------------------------------------ fitted views
-
-    @property
-    def coefs_(self):
-        """``[W1, ..., W_{L+1}]``: views into the trained parameters (scikit-learn's layout)."""
-        return list(self._weights()[::2])
-
-    @property
-    def intercepts_(self):
-        """``[b1, ..., b_{L+1}]``: views into the trained parameters."""
-        return list(self._weights()[1::2])
+        self.early_stopping_metric = early_stopping_metric
 
     @property
     def network_(self) -> Network:
-        """The trained network as an ``ffnn.Network`` (``.save(path)`` writes it)."""
-        check_is_fitted(self)
-        return Network(self._theta.copy(), self.n_features_in_, self._hidden_sizes,
-                       len(self.classes_), ACTIVATIONS[self._activation], self.backend,
-                       self._config)
+        """The fitted network as an ``ffnn.Network`` (``.save(path)`` writes it)."""
+        theta = self._theta(np.result_type(*self.coefs_, *self.intercepts_))
+        return Network(theta, self.coefs_[0].shape[0], self._hidden_sizes(),
+                       self.coefs_[-1].shape[1], ACTIVATIONS[self.activation], self.backend,
+                       output="softmax" if self.out_activation_ == "softmax" else "logistic")
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.classifier_tags.multi_label = False
-        tags.input_tags.sparse = True
-        return tags
+    # ------------------------------------------------------------------ ffnn's arithmetic
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = super()._validate_input(X, y, incremental, reset)
+        if self.dtype is not None and X.dtype != self.dtype:
+            X = X.astype(self.dtype)
+        return X, y
 
-    # ------------------------------------------------------------------ internals
+    def _forward_pass_fast(self, X, check_input=True):
+        """The output layer's activations for the rows of ``X``, by the engine, in the dtype
+        ``X @ coefs_[0]`` would have (float32 only when both are float32)."""
+        if check_input:
+            X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
+        dtype = np.result_type(X.dtype, *self.coefs_, *self.intercepts_)
+        if dtype not in (np.float32, np.float64):
+            dtype = np.dtype(np.float64)
+        if isinstance(X, np.ndarray) and not X.flags.writeable:
+            X = X.copy()  # numba types read-only arrays differently
+        _, P = get_backend(self.backend).forward(
+            X, self._theta(dtype), self._hidden_sizes(), self.coefs_[-1].shape[1],
+            self._activation_code(), self._output_code())
+        return P
 
-    def _weights(self):
-        if not hasattr(self, "_theta"):
-            raise AttributeError("this MLPClassifier is not fitted yet")
-        return unpack(self._theta, self.n_features_in_, self._hidden_sizes, len(self.classes_))
+    def _backprop(self, X, y, sample_weight, activations, deltas, coef_grads,
+                  intercept_grads):
+        """lbfgs' full-batch loss and gradient. With scikit-learn's activations, scikit-learn's
+        own: ffnn's reference agrees with it to 1e-16 at the first iterate, but L-BFGS's line
+        searches amplify that, and on iris its fit reached another minimum after about 50
+        iterations, so only the same arithmetic gives the same model. With ffnn's
+        ``leaky_relu`` and ``elu``: ``ffnn.kernels.reference``, the weighted mean loss plus
+        ``alpha/2 ||W||^2 / S`` (``S`` the weight sum) and its gradient."""
+        if self.activation in _SCIKIT_LEARN_ACTIVATIONS:
+            return super()._backprop(X, y, sample_weight, activations, deltas, coef_grads,
+                                     intercept_grads)
+        n = X.shape[0]
+        total = n if sample_weight is None else float(np.sum(sample_weight))
+        theta = self._theta(np.result_type(X.dtype, *self.coefs_))
+        grad = np.empty_like(theta)
+        loss = reference.loss_and_gradient(
+            X, self._engine_labels(y), theta, grad, self._hidden_sizes(), self.n_outputs_,
+            self._activation_code(), self.alpha / n, sample_weight, self._output_code(),
+            clipped=True)
+        loss += 0.5 * self.alpha * sum(float(np.vdot(W, W)) for W in self.coefs_) / total
+        grads = unpack(grad, X.shape[1], self._hidden_sizes(), self.n_outputs_)
+        for i, (gW, gb) in enumerate(zip(grads[::2], grads[1::2], strict=True)):
+            coef_grads[i], intercept_grads[i] = gW, gb
+        return loss, coef_grads, intercept_grads
 
-    def _check_params(self) -> None:
-        """Validate the constructor parameters (scikit-learn validates in fit, not __init__)."""
-        sizes = self.hidden_layer_sizes
-        sizes = [sizes] if isinstance(sizes, numbers.Integral) else list(np.ravel(sizes))
-        if not sizes or any(isinstance(h, bool) or not isinstance(h, numbers.Integral) or h < 1
-                            for h in sizes):
-            raise ValueError(f"hidden_layer_sizes must be > 0, got {self.hidden_layer_sizes!r}")
-        if self.activation == "identity":
-            raise ValueError("activation: 'identity' is not supported by ffnn; use one of "
-                             f"{', '.join(ACTIVATIONS)}")
-        _check_choice("activation", self.activation, tuple(ACTIVATIONS))
-        if self.solver == "lbfgs":
-            raise ValueError("solver: 'lbfgs' is not supported by ffnn; use one of "
-                             f"{', '.join(SOLVERS)}")
-        _check_choice("solver", self.solver, SOLVERS)
-        if self.learning_rate in ("invscaling", "adaptive"):
-            raise ValueError(f"learning_rate: the {self.learning_rate!r} schedule is not "
-                             "supported by ffnn; only 'constant' is")
-        _check_choice("learning_rate", self.learning_rate, ("constant",))
-        if not (isinstance(self.batch_size, str) and self.batch_size == "auto"):
-            _check_number("batch_size", self.batch_size, low=1, integer=True)
-        _check_number("alpha", self.alpha, low=0.0)
-        _check_number("learning_rate_init", self.learning_rate_init, low=0.0, low_open=True)
-        _check_number("max_iter", self.max_iter, low=1, integer=True)
-        _check_number("n_iter_no_change", self.n_iter_no_change, low=1, integer=True)
-        _check_number("tol", self.tol, low=0.0)
-        _check_number("momentum", self.momentum, low=0.0, high=1.0)
-        _check_number("validation_fraction", self.validation_fraction, low=0.0, high=1.0,
-                      high_open=True)
-        _check_number("beta_1", self.beta_1, low=0.0, high=1.0, high_open=True)
-        _check_number("beta_2", self.beta_2, low=0.0, high=1.0, high_open=True)
-        _check_number("epsilon", self.epsilon, low=0.0, low_open=True)
-        for name in ("shuffle", "warm_start", "nesterovs_momentum", "early_stopping"):
-            if not isinstance(getattr(self, name), bool | np.bool_):
-                raise ValueError(f"{name}: expected True or False, got {getattr(self, name)!r}")
-        _check_choice("dtype", self.dtype, ("float32", "float64"))
-        _check_choice("backend", self.backend, ("numba", "numpy"))
-        if self.random_state is not None and not isinstance(
-                self.random_state, numbers.Integral | np.random.RandomState):
-            raise ValueError("random_state: expected None, an int or a numpy RandomState, got "
-                             f"{self.random_state!r}")
+    def _fit_stochastic(self, X, y, sample_weight, activations, deltas, coef_grads,
+                        intercept_grads, layer_units, incremental):
+        """scikit-learn's ``_fit_stochastic``, statement for statement, each epoch's minibatches
+        run by the engine (``_EngineRun``)."""
+        if not incremental or not hasattr(self, "_optimizer"):
+            self._optimizer = _OptimizerState(self)
 
-    def _validate_X(self, X, reset, dtype):
-        X = validate_data(self, X, reset=reset, dtype=dtype, order="C", accept_sparse="csr")
-        return _writeable(X)
-
-    def _validate_X_y(self, X, y, reset):
-        X, y = validate_data(self, X, y, reset=reset, dtype=np.dtype(self.dtype), order="C",
-                             accept_sparse="csr")
-        target = type_of_target(y, input_name="y")
-        if target not in ("binary", "multiclass"):
-            raise ValueError(f"Unknown label type: {target!r}. ffnn.MLPClassifier needs binary or "
-                             "multiclass labels (no multilabel, no continuous targets)")
-        return _writeable(X), y
-
-    def _sample_weight(self, sample_weight, X):
-        """``None`` or the weights as scikit-learn checks them (float64, one per row, finite,
-        non-negative)."""
-        if sample_weight is None:
-            return None
-        return _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
-
-    def _optimizer(self) -> str:
-        if self.solver == "sgd":
-            if self.momentum == 0:
-                return "gd"
-            return "nesterov" if self.nesterovs_momentum else "momentum"
-        return self.solver
-
-    def _seed(self) -> int:
-        if isinstance(self.random_state, numbers.Integral):
-            check_random_state(self.random_state)  # scikit-learn's range check
-            return int(self.random_state)
-        return int(check_random_state(self.random_state).randint(_MAX_SEED))
-
-    def _initialize(self, n_features: int, n_classes: int) -> None:
-        """Fresh weights, optimizer state and fitted bookkeeping for a new fit."""
-        sizes = self.hidden_layer_sizes
-        self._hidden_sizes = tuple(int(h) for h in (
-            [sizes] if isinstance(sizes, numbers.Integral) else np.ravel(sizes)))
-        self._activation = self.activation
-        self._fit_seed = self._seed()
-        self._config = self._train_config(batch_size=1)
-        self._theta = initial_parameters(self._config, n_features, n_classes)
-        self._m = np.zeros_like(self._theta)
-        self._v = np.zeros_like(self._theta)
-        self._step = 0
-        self._epochs_seen = 0
-        self.n_layers_ = len(self._hidden_sizes) + 2
-        self.n_outputs_ = n_classes
-        self.out_activation_ = "softmax"
-        self.t_ = 0
-        self.loss_curve_ = []
-        self._reset_stopping_state()
-
-    def _reset_stopping_state(self) -> None:
-        self._no_improvement_count = 0
-        if self.early_stopping:
-            self.best_loss_ = None
-            self.validation_scores_ = []
-            self.validation_loss_curve_ = []
-            self.best_validation_score_ = -np.inf
+        # early_stopping in partial_fit doesn't make sense
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        early_stopping = self.early_stopping
+        if early_stopping:
+            # don't stratify in multilabel classification
+            stratify = y if self.n_outputs_ == 1 else None
+            if sample_weight is None:
+                X_train, X_val, y_train, y_val = train_test_split(
+                    X, y, random_state=self._random_state,
+                    test_size=self.validation_fraction, stratify=stratify)
+                sample_weight_train = sample_weight_val = None
+            else:
+                (X_train, X_val, y_train, y_val, sample_weight_train,
+                 sample_weight_val) = train_test_split(
+                    X, y, sample_weight, random_state=self._random_state,
+                    test_size=self.validation_fraction, stratify=stratify)
+            if X_val.shape[0] < 2:
+                raise ValueError(
+                    "The validation set is too small. Increase 'validation_fraction' "
+                    "or the size of your dataset.")
+            y_val = self._label_binarizer.inverse_transform(y_val)
         else:
-            self.best_loss_ = np.inf
-            self.validation_scores_ = None
-            self.validation_loss_curve_ = None
-            self.best_validation_score_ = None
+            X_train, y_train, sample_weight_train = X, y, sample_weight
+            X_val = y_val = sample_weight_val = None
 
-    def _train_config(self, batch_size: int) -> TrainConfig:
-        """The ``TrainConfig`` equivalent of these parameters (``l2 = alpha / batch_size``)."""
-        return TrainConfig(
-            hidden_sizes=self._hidden_sizes, activation=ACTIVATIONS[self._activation],
-            optimizer=self._optimizer(), learning_rate=float(self.learning_rate_init),
-            batch_size=batch_size, max_epochs=int(self.max_iter),
-            early_stopping=bool(self.early_stopping), patience=int(self.n_iter_no_change),
-            min_delta=float(self.tol), restore_best=True, l2=float(self.alpha) / batch_size,
-            momentum=float(self.momentum), beta1=float(self.beta_1), beta2=float(self.beta_2),
-            eps=float(self.epsilon), seed=self._fit_seed, dtype=self.dtype,
-            backend=self.backend)
+        n_samples = X_train.shape[0]
+        sample_idx = np.arange(n_samples, dtype=int)
 
-    def _batch_size(self, n: int) -> int:
         if self.batch_size == "auto":
-            return min(200, n)
-        if self.batch_size > n:
-            warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going "
-                          "to be clipped", stacklevel=4)
-        return int(np.clip(self.batch_size, 1, n))
+            batch_size = min(200, n_samples)
+        else:
+            if self.batch_size > n_samples:
+                warnings.warn("Got `batch_size` less than 1 or larger than "
+                              "sample size. It is going to be clipped")
+            batch_size = np.clip(self.batch_size, 1, n_samples)
 
-    def _train(self, X, y, sample_weight, incremental: bool) -> None:
-        """Run the epochs of one ``fit`` (up to ``max_iter``) or ``partial_fit`` call (one)."""
-        X_val = y_val = None
-        if self.early_stopping != (self.best_loss_ is None):  # warm start after set_params
-            self._reset_stopping_state()
-        if self.early_stopping:
-            X, y, X_val, y_val, sample_weight = self._validation_split(X, y, sample_weight)
-        if self._theta.dtype != X.dtype:  # warm start after set_params(dtype=...)
-            self._theta, self._m, self._v = (a.astype(X.dtype)
-                                             for a in (self._theta, self._m, self._v))
-        n = len(y)
-        batch_size = self._batch_size(n)
-        self._config = self._train_config(batch_size)
-        backend = get_backend(self.backend)
-        inputs = prepared(X, X.dtype, backend)
-        backend.warm_up(self.dtype, getattr(inputs, "path", None))
-        y = labels(y)
-        nets = networks(backend, [self._config], X.shape[1], len(self.classes_), [self._theta],
-                        moments=[(self._m, self._v)], steps=[self._step])
-        if self.early_stopping:
-            val_inputs, y_val = prepared(X_val, X.dtype, backend, "sparse"), labels(y_val)
-        # scikit-learn divides alpha by each minibatch's own size, so a smaller last minibatch
-        # gets a larger l2: it runs as its own train_group call with its own hyper vector.
-        n_full = (n // batch_size) * batch_size
-        batches = n // batch_size + (n > n_full)
-        hyper_full = hyper_vector(self._config)
-        hyper_last = hyper_full.copy()
-        hyper_last[codes.L2] = float(self.alpha) / max(n - n_full, 1)
-        weights = (None if sample_weight is None
-                   else np.ascontiguousarray(sample_weight, dtype=X.dtype))
-        stopper = EarlyStopping(self.n_iter_no_change, float(self.tol))
-        best_theta = None
-        stopped = False
-        self.n_iter_ = 0
+        run = _EngineRun(self, X_train, y_train, sample_weight_train)
+        rate = self._optimizer.rate
+        try:
+            self.n_iter_ = 0
+            for _ in range(self.max_iter):
+                if self.shuffle:
+                    sample_idx = shuffle(sample_idx, random_state=self._random_state)
 
-        with limit_threads(None) as n_threads:
-            for _ in range(1 if incremental else self.max_iter):
-                self._epochs_seen += 1
-                order = (epoch_order(self._fit_seed, self._epochs_seen, n) if self.shuffle
-                         else np.arange(n, dtype=np.int64))
-                loss = 0.0
-                for part, hyper in ((order[:n_full], hyper_full), (order[n_full:], hyper_last)):
-                    if len(part):
-                        nets.hyper[0] = hyper
-                        part_loss = backend.train_group(
-                            inputs, y, part, min(batch_size, len(part)), nets, [0], n_threads,
-                            weights)[0]
-                        loss += part_loss * len(part) / n
-                self._theta = nets.theta(0)
-                loss += (0.5 * float(self.alpha) * self._squared_weights()
-                         * _penalty_share(weights, order, batch_size, batches) / n)
-                if not (math.isfinite(loss) and np.isfinite(self._theta).all()):
-                    raise ValueError(
-                        "Solver produced non-finite parameter weights (training diverged at "
-                        f"epoch {self.n_iter_ + 1}). Lower learning_rate_init, or scale the "
-                        "inputs (for example with StandardScaler).")
+                self.loss_ = run.epoch(sample_idx, int(batch_size), rate.rate)
                 self.n_iter_ += 1
-                self.t_ += n
-                self.loss_ = loss
-                self.loss_curve_.append(loss)
+                self.t_ += n_samples
+                self.loss_curve_.append(self.loss_)
                 if self.verbose:
-                    print(f"Iteration {self.n_iter_}, loss = {loss:.8f}", file=sys.stdout)
-                if self.early_stopping:
-                    (val_loss,), (val_accuracy,) = backend.evaluate_group(
-                        val_inputs, y_val, nets, [0], n_threads)
-                    val_loss, val_accuracy = float(val_loss), float(val_accuracy)
-                    self.validation_loss_curve_.append(val_loss)
-                    self.validation_scores_.append(val_accuracy)
-                    if self.verbose:
-                        print(f"Validation loss: {val_loss:.8f}, score: {val_accuracy:f}")
-                    if stopper.update(self.n_iter_, val_loss):
-                        best_theta = self._theta.copy()
-                        self.best_validation_score_ = val_accuracy
-                    stopped = stopper.should_stop
-                else:
-                    stopped = self._update_no_improvement_count(loss)
-                if stopped:
-                    if self.verbose:
-                        print(self._stop_message())
-                    break
-        self._m, self._v = nets.moments(0)
-        self._step = int(nets.steps[0])
-        if best_theta is not None:
-            self._theta[...] = best_theta
-        if not stopped and not incremental:
-            warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached "
-                          "and the optimization hasn't converged yet.", ConvergenceWarning,
-                          stacklevel=3)
+                    print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
 
-    def _update_no_improvement_count(self, loss: float) -> bool:
-        """scikit-learn's rule on the training loss; True once training should stop."""
-        if loss > self.best_loss_ - self.tol:
+                self._update_no_improvement_count(early_stopping, X_val, y_val,
+                                                  sample_weight_val)
+                rate.epoch_ended(self.t_)
+
+                if self._no_improvement_count > self.n_iter_no_change:
+                    watched = ("Validation score" if early_stopping else "Training loss") + (
+                        " did not improve more than tol=%f for %d consecutive epochs."
+                        % (self.tol, self.n_iter_no_change))
+                    if early_stopping and self.early_stopping_metric == "loss":
+                        watched = watched.replace("Validation score", "Validation loss")
+                    stop = rate.patience_ran_out()
+                    if self.verbose:
+                        print(watched + _stopping_note(rate, stop))
+                    if stop:
+                        break
+                    self._no_improvement_count = 0
+
+                if incremental:
+                    break
+
+                if self.n_iter_ == self.max_iter:
+                    warnings.warn(
+                        "Stochastic Optimizer: Maximum iterations (%d) "
+                        "reached and the optimization hasn't converged yet."
+                        % self.max_iter, ConvergenceWarning)
+        except KeyboardInterrupt:
+            warnings.warn("Training interrupted by user.")
+        finally:
+            run.keep_state()
+
+        if early_stopping:
+            # restore best weights
+            self.coefs_ = self._best_coefs
+            self.intercepts_ = self._best_intercepts
+
+    def _update_no_improvement_count(self, early_stopping, X, y, sample_weight):
+        """scikit-learn's rule; with ``early_stopping_metric='loss'`` the validation log-loss
+        in place of the validation score."""
+        if not (early_stopping and self.early_stopping_metric == "loss"):
+            return super()._update_no_improvement_count(early_stopping, X, y, sample_weight)
+        score = self._score(X, y, sample_weight=sample_weight)
+        P = self._forward_pass_fast(X, check_input=False)
+        name = "binary_log_loss" if self.out_activation_ == "logistic" else "log_loss"
+        loss = LOSS_FUNCTIONS[name](self._label_binarizer.transform(y), P, sample_weight)
+        self.validation_scores_.append(score)
+        if not hasattr(self, "validation_loss_curve_") or not self.validation_loss_curve_:
+            self.validation_loss_curve_, self._best_validation_loss = [], np.inf
+        self.validation_loss_curve_.append(loss)
+        if self.verbose:
+            print("Validation loss: %f, score: %f" % (loss, score))
+        if loss > self._best_validation_loss - self.tol:
             self._no_improvement_count += 1
         else:
             self._no_improvement_count = 0
-        self.best_loss_ = min(self.best_loss_, loss)
-        return self._no_improvement_count > self.n_iter_no_change
+        if loss < self._best_validation_loss:
+            self._best_validation_loss, self.best_validation_score_ = loss, score
+            self._best_coefs = [c.copy() for c in self.coefs_]
+            self._best_intercepts = [i.copy() for i in self.intercepts_]
 
-    def _stop_message(self) -> str:
-        what = "Validation loss" if self.early_stopping else "Training loss"
-        return (f"{what} did not improve more than tol={self.tol:f} for "
-                f"{self.n_iter_no_change} consecutive epochs. Stopping.")
+    # ------------------------------------------------------------------ conversions
+    def _hidden_sizes(self) -> tuple[int, ...]:
+        return tuple(int(W.shape[1]) for W in self.coefs_[:-1])
 
-    def _squared_weights(self) -> float:
-        return sum(float(np.vdot(W, W)) for W in self.coefs_)
+    def _activation_code(self) -> int:
+        return codes.activation_code(ACTIVATIONS[self.activation])
 
-    def _validation_split(self, X, y, sample_weight):
-        """Stratified ``validation_fraction`` split, seeded like the rest of the fit."""
-        train_idx, val_idx = train_test_split(
-            np.arange(len(y)), test_size=self.validation_fraction,
-            random_state=self._fit_seed, stratify=y)
-        if len(val_idx) < 2:
-            raise ValueError("The validation set is too small. Increase 'validation_fraction' "
-                             "or the size of your dataset.")
-        train_idx.sort()
-        val_idx.sort()
-        return (X[train_idx], y[train_idx], X[val_idx], y[val_idx],
-                None if sample_weight is None else sample_weight[train_idx])
+    def _output_code(self) -> int:
+        return codes.SOFTMAX if self.out_activation_ == "softmax" else codes.LOGISTIC
 
+    def _theta(self, dtype) -> np.ndarray:
+        """``coefs_`` and ``intercepts_`` as one flat ffnn parameter vector
+        (``ffnn.kernels.layout``)."""
+        return np.concatenate([a.ravel() for pair in zip(self.coefs_, self.intercepts_,
+                                                          strict=True) for a in pair]
+                              ).astype(dtype, copy=False)
 
-def _penalty_share(weights, order, batch_size: int, batches: int) -> float:
-    """``sum_b n_b / S_b`` over the epoch's minibatches (``S_b`` their weight sums; those
-    summing to 0 make no step and count 0): the reported loss adds ``alpha/2 ||W||^2`` times
-    this over ``n``, as scikit-learn adds ``alpha/2 ||W||^2 / S_b`` per minibatch weighted by
-    its size. Unweighted: ``batches``."""
-    if weights is None:
-        return float(batches)
-    share = 0.0
-    for start in range(0, len(order), batch_size):
-        total = float(np.sum(weights[order[start:start + batch_size]], dtype=np.float64))
-        if total > 0:
-            share += len(order[start:start + batch_size]) / total
-    return share
+    def _set_theta(self, theta) -> None:
+        """``coefs_`` and ``intercepts_`` from a flat parameter vector (new arrays)."""
+        params = unpack(theta, self.coefs_[0].shape[0], self._hidden_sizes(), self.n_outputs_)
+        self.coefs_, self.intercepts_ = list(params[::2]), list(params[1::2])
+
+    def _engine_labels(self, y) -> np.ndarray:
+        """The binarised ``y`` (n x n_outputs) as the kernels' int64 labels: the class index
+        (softmax), or the bit mask of the positive outputs (logistic)."""
+        if self.out_activation_ == "softmax":
+            return np.argmax(y, axis=1).astype(np.int64)
+        if y.shape[1] > codes.MAX_LOGISTIC_OUTPUTS:
+            raise ValueError(f"y: ffnn.MLPClassifier trains at most "
+                             f"{codes.MAX_LOGISTIC_OUTPUTS} labels at once, got {y.shape[1]}")
+        return (y.astype(np.int64) << np.arange(y.shape[1], dtype=np.int64)).sum(axis=1)
 
 
-def _writeable(X):
-    """``X``, copied if it is a read-only array (numba types read-only arrays differently)."""
-    return X.copy() if isinstance(X, np.ndarray) and not X.flags.writeable else X
+class _OptimizerState:
+    """What a ``partial_fit`` carries to the next one and a ``fit`` starts afresh: the
+    moments, the step count and the learning rate (``ffnn.schedules``; Adam's rate is
+    constant, as in scikit-learn)."""
+
+    def __init__(self, estimator):
+        schedule = estimator.learning_rate if estimator.solver == "sgd" else "constant"
+        self.rate = LearningRate(schedule, estimator.learning_rate_init, estimator.power_t)
+        self.moments = None
+        self.step = 0
 
 
-def _check_choice(name, value, choices):
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{name}: {value!r} is not one of {', '.join(choices)}")
+class _EngineRun:
+    """The engine's ``Networks`` (a group of one) for the epochs of one ``_fit_stochastic``
+    call, built from the estimator's current ``coefs_``/``intercepts_``."""
+
+    def __init__(self, estimator, X, y, sample_weight):
+        self.estimator, state = estimator, estimator._optimizer
+        self.backend = get_backend(estimator.backend)
+        dtype = X.dtype
+        self.inputs = prepared(X, dtype, self.backend)
+        self.backend.warm_up(dtype, getattr(self.inputs, "path", None))
+        self.labels = estimator._engine_labels(y)
+        self.weights = (None if sample_weight is None
+                        else np.ascontiguousarray(sample_weight, dtype=dtype))
+        hyper = np.zeros(codes.N_HYPER)
+        hyper[[codes.LR, codes.MOMENTUM_COEF, codes.BETA1, codes.BETA2, codes.EPS, codes.L2,
+               codes.SKLEARN]] = (estimator.learning_rate_init, estimator.momentum,
+                                  estimator.beta_1, estimator.beta_2, estimator.epsilon,
+                                  estimator.alpha, 1.0)
+        theta = estimator._theta(dtype)
+        self.nets = self.backend.Networks(
+            X.shape[1], estimator.n_outputs_, [estimator._hidden_sizes()],
+            [estimator._activation_code()],
+            [_OPTIMIZERS[estimator.solver, bool(estimator.nesterovs_momentum)]], [hyper],
+            [theta], dtype, moments=state.moments, steps=[state.step],
+            outputs=[estimator._output_code()])
+
+    def epoch(self, order, batch_size: int, rate: float) -> float:
+        """One epoch over ``order`` at learning rate ``rate``; the estimator's ``coefs_`` and
+        ``intercepts_`` become the new weights; returns scikit-learn's epoch loss."""
+        self.nets.hyper[0, codes.LR] = rate
+        with limit_threads(None) as n_threads:
+            (loss,) = self.backend.train_group(
+                self.inputs, self.labels, np.ascontiguousarray(order, np.int64), batch_size,
+                self.nets, [0], n_threads, self.weights)
+        self.estimator._set_theta(self.nets.theta(0))
+        return float(loss)
+
+    def keep_state(self) -> None:
+        state = self.estimator._optimizer
+        state.moments = [self.nets.moments(0)]
+        state.step = int(self.nets.steps[0])
 
 
-def _check_number(name, value, *, low, high=math.inf, low_open=False, high_open=False,
-                  integer=False):
-    kind = numbers.Integral if integer else numbers.Real
-    if isinstance(value, bool) or not isinstance(value, kind):
-        raise ValueError(f"{name}: expected {'an integer' if integer else 'a number'}, "
-                         f"got {value!r}")
-    check_range(name, value, low=low, high=high, low_open=low_open, high_open=high_open)
+def _stopping_note(rate: LearningRate, stop: bool) -> str:
+    """scikit-learn's verbose ending of the no-improvement message."""
+    if rate.schedule != "adaptive":
+        return " Stopping."
+    if stop:
+        return " Learning rate too small. Stopping."
+    return " Setting learning rate to %f" % rate.rate

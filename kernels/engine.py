@@ -259,19 +259,22 @@ def dense_middle(p, g, off, layers, depth, C, n, act, out, hyper, Z, A, DT, Q, l
     first layer's pre-activations ``Z`` (``n`` rows of ``Hp``), the hidden layers, the output
     layer and the minibatch's loss (returned, ``_minibatch_loss``), and ``_backward_hidden``."""
     _forward(p, off, layers, depth, C, n, act, Z, A, Q)
-    loss = _minibatch_loss(p, off, depth, hyper, output_loss(Q, n, lab, vec[0], vec[1], bw, out),
-                           n, total)
+    loss = _minibatch_loss(p, off, depth, hyper, out, Q, n, lab, vec, bw, total)
     _backward_hidden(p, g, off, layers, depth, C, n, act, out, A, Q, lab, ones, DT, D, bw, total)
     return loss
 
 
 @jit()
-def _minibatch_loss(p, off, depth, hyper, loss_sum, n, total):
-    """A minibatch's term of the epoch loss (``codes.py``), from its weighted loss sum: the
-    weighted mean ``loss_sum / total``; with scikit-learn's conventions ``n (loss_sum +
-    alpha/2 ||W||^2) / total``, the weights those before the step (``hyper[L2]`` is ``alpha``),
-    so that the epoch's total over ``N`` is scikit-learn's size-weighted mean."""
-    if hyper[codes.SKLEARN] == 0.0:
+def _minibatch_loss(p, off, depth, hyper, out, Q, n, lab, vec, bw, total):
+    """The output layer ``out`` on the logits ``Q`` (``ops.output_loss``) and the minibatch's
+    term of the epoch loss (``codes.py``) from its weighted loss sum: the weighted mean
+    ``loss_sum / total``; with scikit-learn's conventions (loss clipped as scikit-learn clips
+    it) ``n (loss_sum + alpha/2 ||W||^2) / total``, the weights those before the step
+    (``hyper[L2]`` is ``alpha``), so that the epoch's total over ``N`` is scikit-learn's
+    size-weighted mean."""
+    sklearn = hyper[codes.SKLEARN] != 0.0
+    loss_sum = output_loss(Q, n, lab, vec[0], vec[1], bw, out, sklearn)
+    if not sklearn:
         return loss_sum / total
     squares = 0.0
     if hyper[codes.L2] != 0.0:
@@ -385,8 +388,7 @@ def train_networks(ids, indptr, indices, values, y, sw, order, batch_size, F, C,
             p, m, v, g = P[o:o + size], M[o:o + size], V[o:o + size], G[o:o + size]
             _first_layer(p, off[0], off[1], bi, bv, bp, n, Z)
             _forward(p, off, layers[k], L, C, n, act, Z, A, Q)
-            sums[t] += _minibatch_loss(p, off, L, hyper[k],
-                                       output_loss(Q, n, lab, vec[0], vec[1], bw, out), n, total)
+            sums[t] += _minibatch_loss(p, off, L, hyper[k], out, Q, n, lab, vec, bw, total)
             _backward(p, g, off, layers[k], L, C, n, act, out, A, Q, lab, ones, DT, D, bw, total,
                       bi, bv, bp, F, ci, cv, cp)
             steps[k] += 1
@@ -419,7 +421,7 @@ def evaluate_networks(ids, indptr, indices, values, y, F, C, P, offset, layout, 
             p = P[offset[k]:offset[k] + off[2 * L + 2]]
             _first_layer(p, off[0], off[1], bi, bv, bp, n, Z)
             _forward(p, off, layers[k], L, C, n, activation[k], Z, A, Q)
-            loss_sum[t] += output_loss(Q, n, lab, vec[0], vec[1], ones, output[k])
+            loss_sum[t] += output_loss(Q, n, lab, vec[0], vec[1], ones, output[k], False)
             correct[t] += count_correct(Q, n, lab, output[k])
             if Pout.shape[0] == N:
                 HT = _rows(A, L - 1, layers[k, L - 1], n)

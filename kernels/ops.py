@@ -299,12 +299,21 @@ def logistic_cross_entropy(Q, n, labels, weights):
 
 
 @jit()
-def output_loss(Q, n, labels, top, total, weights, output):
+def output_loss(Q, n, labels, top, total, weights, output, clipped):
     """The output layer of code ``output`` on the logits ``Q``: probabilities in place, the
-    weighted summed loss returned (``softmax_cross_entropy``, ``logistic_cross_entropy``)."""
+    weighted summed loss returned (``softmax_cross_entropy``, ``logistic_cross_entropy``).
+    ``clipped`` (scikit-learn's conventions): softmax's loss is ``-sum_i w_i log(p_{y_i i})``
+    with ``p`` clipped to ``[eps, 1 - eps]``, as scikit-learn computes it; otherwise the
+    log-sum-exp form, which stays finite and large when training blows up."""
     if output == codes.LOGISTIC:
         return logistic_cross_entropy(Q, n, labels, weights)
-    return softmax_cross_entropy(Q, n, labels, top, total, weights)
+    loss = softmax_cross_entropy(Q, n, labels, top, total, weights)
+    if clipped:
+        eps, loss = np.finfo(Q.dtype).eps, 0.0
+        for i in range(n):
+            p = min(max(Q[labels[i], i], eps), typed(1.0, Q) - eps)
+            loss -= np.float64(weights[i]) * math.log(np.float64(p))
+    return loss
 
 
 @jit()

@@ -148,19 +148,23 @@ def targets(y, n_outputs, output, dtype):
     return np.eye(n_outputs, dtype=dtype)[y]
 
 
-def _losses(Z_out, T, output):
-    """Per-sample losses of the logits ``Z_out`` against the targets ``T``, and ``P``."""
+def _losses(Z_out, T, output, clipped=False):
+    """Per-sample losses of the logits ``Z_out`` against the targets ``T``, and ``P`` (softmax
+    ``clipped`` as the engine's ``ops.output_loss``)."""
     if output == codes.LOGISTIC:
         P = 1.0 / (1.0 + np.exp(-Z_out))
         eps = np.finfo(P.dtype).eps
         Pc = np.clip(P, eps, 1 - eps)
         return -(T * np.log(Pc) + (1 - T) * np.log(1 - Pc)).sum(axis=1), P
     log_P = _log_softmax(Z_out)
+    if clipped:
+        eps = np.finfo(log_P.dtype).eps
+        return -(T * np.log(np.clip(np.exp(log_P), eps, 1 - eps))).sum(axis=1), np.exp(log_P)
     return -(T * log_P).sum(axis=1), np.exp(log_P)
 
 
 def loss_and_gradient(X, y, theta, grad, hidden, n_classes, activation, l2, w=None,
-                      output=codes.SOFTMAX):
+                      output=codes.SOFTMAX, clipped=False):
     """(Weighted) mean loss of the minibatch (cross-entropy, or binary cross-entropy for the
     logistic ``output``); writes the penalised loss's gradient into ``grad`` (``w``: the
     samples' weights, default ones; ``l2`` per sample, the ``l2 B / S`` of the docstring)."""
@@ -172,7 +176,7 @@ def loss_and_gradient(X, y, theta, grad, hidden, n_classes, activation, l2, w=No
     grads = unpack(grad, X.shape[1], hidden, n_classes)
     inputs = [X, *_hidden_layers(X, params, activation)]  # A_0 .. A_L
     T = targets(y, n_classes, output, theta.dtype)
-    losses, P = _losses(inputs[-1] @ params[-2] + params[-1], T, output)
+    losses, P = _losses(inputs[-1] @ params[-2] + params[-1], T, output, clipped)
     loss = (w * losses).sum() / S
 
     dZ = (P - T) * (w / S)[:, None]
@@ -252,7 +256,7 @@ def train_epoch(X, y, order, batch_size, theta, m, v, step, hidden, n_classes,
         # scikit-learn's alpha / S is the per-sample l2 alpha / B, scaled by B / S below
         l2 = hyper[codes.L2] / len(batch) if sklearn else hyper[codes.L2]
         loss = loss_and_gradient(X[batch], y[batch], theta, grad, hidden, n_classes,
-                                 activation, l2, weights[batch], output)
+                                 activation, l2, weights[batch], output, sklearn)
         if sklearn:
             W = unpack(theta, X.shape[1], hidden, n_classes)[::2]
             loss += 0.5 * hyper[codes.L2] * sum(float(np.vdot(w, w)) for w in W) / S
