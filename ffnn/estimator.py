@@ -203,7 +203,7 @@ class MLPClassifier(_ScikitLearnMLPClassifier):
         else:
             if self.batch_size > n_samples:
                 warnings.warn("Got `batch_size` less than 1 or larger than "
-                              "sample size. It is going to be clipped")
+                              "sample size. It is going to be clipped", stacklevel=2)
             batch_size = np.clip(self.batch_size, 1, n_samples)
 
         run = _EngineRun(self, X_train, y_train, sample_weight_train)
@@ -219,7 +219,7 @@ class MLPClassifier(_ScikitLearnMLPClassifier):
                 self.t_ += n_samples
                 self.loss_curve_.append(self.loss_)
                 if self.verbose:
-                    print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+                    print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
 
                 self._update_no_improvement_count(early_stopping, X_val, y_val,
                                                   sample_weight_val)
@@ -227,8 +227,8 @@ class MLPClassifier(_ScikitLearnMLPClassifier):
 
                 if self._no_improvement_count > self.n_iter_no_change:
                     watched = ("Validation score" if early_stopping else "Training loss") + (
-                        " did not improve more than tol=%f for %d consecutive epochs."
-                        % (self.tol, self.n_iter_no_change))
+                        f" did not improve more than tol={self.tol:f} for "
+                        f"{self.n_iter_no_change} consecutive epochs.")
                     if early_stopping and self.early_stopping_metric == "loss":
                         watched = watched.replace("Validation score", "Validation loss")
                     stop = rate.patience_ran_out()
@@ -243,11 +243,11 @@ class MLPClassifier(_ScikitLearnMLPClassifier):
 
                 if self.n_iter_ == self.max_iter:
                     warnings.warn(
-                        "Stochastic Optimizer: Maximum iterations (%d) "
-                        "reached and the optimization hasn't converged yet."
-                        % self.max_iter, ConvergenceWarning)
+                        f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
+                        "reached and the optimization hasn't converged yet.",
+                        ConvergenceWarning, stacklevel=2)
         except KeyboardInterrupt:
-            warnings.warn("Training interrupted by user.")
+            warnings.warn("Training interrupted by user.", stacklevel=2)
         finally:
             run.keep_state()
 
@@ -270,7 +270,7 @@ class MLPClassifier(_ScikitLearnMLPClassifier):
             self.validation_loss_curve_, self._best_validation_loss = [], np.inf
         self.validation_loss_curve_.append(loss)
         if self.verbose:
-            print("Validation loss: %f, score: %f" % (loss, score))
+            print(f"Validation loss: {loss:f}, score: {score:f}")
         if loss > self._best_validation_loss - self.tol:
             self._no_improvement_count += 1
         else:
@@ -374,4 +374,4 @@ def _stopping_note(rate: LearningRate, stop: bool) -> str:
         return " Stopping."
     if stop:
         return " Learning rate too small. Stopping."
-    return " Setting learning rate to %f" % rate.rate
+    return f" Setting learning rate to {rate.rate:f}"

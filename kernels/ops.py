@@ -280,21 +280,26 @@ def softmax_cross_entropy(Q, n, labels, top, total, weights):
 
 
 @jit()
+def is_target(label, c, output):
+    """Whether output ``c`` is a target of the int ``label``: bit ``c`` (logistic), or
+    ``label == c`` (softmax's one-hot)."""
+    return (label >> c) & 1 == 1 if output == codes.LOGISTIC else label == c
+
+
+@jit()
 def logistic_cross_entropy(Q, n, labels, weights):
     """Columns ``i < n`` of the logits ``Q`` (outputs x samples) become ``p = sigmoid(q)``;
     returns the weighted summed binary cross-entropy ``-sum_i w_i sum_c (t_ci log p_ci +
     (1 - t_ci) log(1 - p_ci))`` (float64), ``t_ci`` bit ``c`` of ``labels[i]``, with ``p``
     clipped to ``[eps, 1 - eps]`` inside the logarithms as scikit-learn clips it."""
-    eps = np.finfo(Q.dtype).eps
-    loss = 0.0
+    eps, one, loss = np.finfo(Q.dtype).eps, typed(1.0, Q), 0.0
     for c in range(Q.shape[0]):
         q = Q[c]
         for i in range(n):
-            p = sigmoid(q[i])
-            q[i] = p
-            p = min(max(p, eps), typed(1.0, p) - eps)
-            target = p if (labels[i] >> c) & 1 else typed(1.0, p) - p
-            loss -= np.float64(weights[i]) * math.log(np.float64(target))
+            q[i] = sigmoid(q[i])
+            p = min(max(q[i], eps), one - eps)
+            p = p if is_target(labels[i], c, codes.LOGISTIC) else one - p
+            loss -= np.float64(weights[i]) * math.log(np.float64(p))
     return loss
 
 
@@ -320,15 +325,10 @@ def output_loss(Q, n, labels, top, total, weights, output, clipped):
 def minus_targets(Q, n, labels, output):
     """``Q[:, :n] -= T``, the one-hot (softmax) or bit-mask (logistic) targets: the output
     delta ``P - T`` of both losses."""
-    one = typed(1.0, Q)
-    if output == codes.LOGISTIC:
-        for c in range(Q.shape[0]):
-            for i in range(n):
-                if (labels[i] >> c) & 1:
-                    Q[c, i] -= one
-    else:
+    for c in range(Q.shape[0]):
         for i in range(n):
-            Q[labels[i], i] -= one
+            if is_target(labels[i], c, output):
+                Q[c, i] -= typed(1.0, Q)
 
 
 @jit()
@@ -338,17 +338,11 @@ def count_correct(Q, n, labels, output):
     output's ``p > 0.5`` equal to its target bit (subset accuracy)."""
     correct = 0
     for i in range(n):
-        if output == codes.LOGISTIC:
-            right = True
-            for c in range(Q.shape[0]):
-                right &= (Q[c, i] > typed(0.5, Q)) == ((labels[i] >> c) & 1 == 1)
-            correct += right
-            continue
-        best = 0
-        for c in range(1, Q.shape[0]):
-            if Q[c, i] > Q[best, i]:
-                best = c
-        correct += best == labels[i]
+        best, right = 0, True
+        for c in range(Q.shape[0]):
+            best = c if Q[c, i] > Q[best, i] else best
+            right &= (Q[c, i] > typed(0.5, Q)) == is_target(labels[i], c, output)
+        correct += right if output == codes.LOGISTIC else best == labels[i]
     return correct
 
 

@@ -196,24 +196,13 @@ def update(theta, grad, m, v, step, optimizer, hyper):
     g = grad
     if optimizer == codes.GD:
         theta -= lr * g
-    elif optimizer == codes.MOMENTUM and sklearn:
-        m *= hyper[codes.MOMENTUM_COEF]
-        m += lr * g
-        theta -= m
-    elif optimizer == codes.MOMENTUM:
-        m *= hyper[codes.MOMENTUM_COEF]
-        m += g
-        theta -= lr * m
-    elif optimizer == codes.NESTEROV and sklearn:
+    elif optimizer in (codes.MOMENTUM, codes.NESTEROV):
         mu = hyper[codes.MOMENTUM_COEF]
+        inside = lr if sklearn else 1.0  # scikit-learn's buffer has the rate inside it
         m *= mu
-        m += lr * g
-        theta -= mu * m + lr * g
-    elif optimizer == codes.NESTEROV:
-        mu = hyper[codes.MOMENTUM_COEF]
-        m *= mu
-        m += g
-        theta -= lr * (g + mu * m)
+        m += inside * g
+        direction = m if optimizer == codes.MOMENTUM else inside * g + mu * m
+        theta -= (lr / inside) * direction
     elif optimizer == codes.RMSPROP:
         a = hyper[codes.RMSPROP_ALPHA]
         v *= a

@@ -403,8 +403,9 @@ def test_the_validation_loss_rule_is_an_opt_in_parameter():
     assert len(curve) == len(by_loss.validation_scores_) == by_loss.n_iter_
     # the rule replayed on the recorded curve: an epoch counts when it does not lower the best
     # loss by more than tol; the fit stops once more than n_iter_no_change count in a row
-    best, count = np.inf, 0
-    for epoch, loss in enumerate(curve, 1):
+    best, count, epoch = np.inf, 0, 0
+    for loss in curve:
+        epoch += 1
         count = count + 1 if loss > best - params["tol"] else 0
         best = min(best, loss)
         if count > params["n_iter_no_change"]:
