@@ -152,15 +152,21 @@ def _other_checks():
               _dense_vs("sklearn 2t"), _at_least(1.3), "x"),
         Check("goal", "dense", (), "dense W2", "2", ">= 1.5x PyTorch", _dense_vs("torch 2t"),
               _at_least(1.5), "x"),
-        Check("target", "compile", (), "cold compile (cold - warm process)", "-", "<= 10 s",
-              Results.cold_compile, _at_most(10), "s"),
+        # issue 11: <= 10 s; issue 13: <= 10 % above the 10.0 s issue 12 reached
+        Check("target", "compile", (), "cold compile (cold - warm process)", "-",
+              "<= 11 s (issue 13: issue 12's 10.0 s + 10 %)", Results.cold_compile,
+              _at_most(11), "s"),
         Check("goal", "compile", (), "cold compile (cold - warm process)", "-", "<= 6 s",
               Results.cold_compile, _at_most(6), "s"),
-        # issue 11: <= 1,100 for the one-layer engine (it reached 1,063); issue 12 allows 20 %
-        # above that with depth added: 1,275
+        # issue 11: <= 1,100 for the one-layer engine (it reached 1,063); issue 12 allowed 20 %
+        # above that with depth (it reached 1,221); issue 13 allows 10 % above that: 1,343
         Check("target", "kernels", (), "`kernels/` code lines", "-",
-              "<= 1,275 (issue 12: issue 11's 1,063 + 20 %)",
-              lambda r: r.kernels_code_lines, _at_most(1275), "lines"),
+              "<= 1,343 (issue 13: issue 12's 1,221 + 10 %)",
+              lambda r: r.kernels_code_lines, _at_most(1343), "lines"),
+        Check("target", "estimator", (), "`MLPClassifier.fit`, adam, raw float32", "every core",
+              ">= 2x scikit-learn", lambda r: ratio(r.estimator.get(("raw float32", "sklearn")),
+                                                    r.estimator.get(("raw float32", "ffnn"))),
+              _at_least(2), "x"),
         Check("goal", "study", ("all", "grouped"), "`ffnn-run study all` (600 runs)", "default",
               "<= 4 min wall", lambda r: r.study.get(("all", "grouped")), _at_most(240), "s"),
     ]
