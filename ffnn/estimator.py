@@ -206,50 +206,45 @@ class MLPClassifier(_ScikitLearnMLPClassifier):
                               "sample size. It is going to be clipped", stacklevel=2)
             batch_size = np.clip(self.batch_size, 1, n_samples)
 
-        run = _EngineRun(self, X_train, y_train, sample_weight_train)
         rate = self._optimizer.rate
-        try:
-            self.n_iter_ = 0
-            for _ in range(self.max_iter):
-                if self.shuffle:
-                    sample_idx = shuffle(sample_idx, random_state=self._random_state)
+        with _EngineRun(self, X_train, y_train, sample_weight_train) as run:
+            try:
+                self.n_iter_ = 0
+                for _ in range(self.max_iter):
+                    if self.shuffle:
+                        sample_idx = shuffle(sample_idx, random_state=self._random_state)
 
-                self.loss_ = run.epoch(sample_idx, int(batch_size), rate.rate)
-                self.n_iter_ += 1
-                self.t_ += n_samples
-                self.loss_curve_.append(self.loss_)
-                if self.verbose:
-                    print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
-
-                self._update_no_improvement_count(early_stopping, X_val, y_val,
-                                                  sample_weight_val)
-                rate.epoch_ended(self.t_)
-
-                if self._no_improvement_count > self.n_iter_no_change:
-                    watched = ("Validation score" if early_stopping else "Training loss") + (
-                        f" did not improve more than tol={self.tol:f} for "
-                        f"{self.n_iter_no_change} consecutive epochs.")
-                    if early_stopping and self.early_stopping_metric == "loss":
-                        watched = watched.replace("Validation score", "Validation loss")
-                    stop = rate.patience_ran_out()
+                    self.loss_ = run.epoch(sample_idx, int(batch_size), rate.rate)
+                    self.n_iter_ += 1
+                    self.t_ += n_samples
+                    self.loss_curve_.append(self.loss_)
                     if self.verbose:
-                        print(watched + _stopping_note(rate, stop))
-                    if stop:
+                        print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
+
+                    self._update_no_improvement_count(early_stopping, X_val, y_val,
+                                                      sample_weight_val)
+                    rate.epoch_ended(self.t_)
+
+                    if self._no_improvement_count > self.n_iter_no_change:
+                        stop = rate.patience_ran_out()
+                        if self.verbose:
+                            print(f"{self._watched(early_stopping)} did not improve more than "
+                                  f"tol={self.tol:f} for {self.n_iter_no_change} consecutive "
+                                  f"epochs.{_stopping_note(rate, stop)}")
+                        if stop:
+                            break
+                        self._no_improvement_count = 0
+
+                    if incremental:
                         break
-                    self._no_improvement_count = 0
 
-                if incremental:
-                    break
-
-                if self.n_iter_ == self.max_iter:
-                    warnings.warn(
-                        f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
-                        "reached and the optimization hasn't converged yet.",
-                        ConvergenceWarning, stacklevel=2)
-        except KeyboardInterrupt:
-            warnings.warn("Training interrupted by user.", stacklevel=2)
-        finally:
-            run.keep_state()
+                    if self.n_iter_ == self.max_iter:
+                        warnings.warn(
+                            f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
+                            "reached and the optimization hasn't converged yet.",
+                            ConvergenceWarning, stacklevel=2)
+            except KeyboardInterrupt:
+                warnings.warn("Training interrupted by user.", stacklevel=2)
 
         if early_stopping:
             # restore best weights
@@ -279,6 +274,11 @@ class MLPClassifier(_ScikitLearnMLPClassifier):
             self._best_validation_loss, self.best_validation_score_ = loss, score
             self._best_coefs = [c.copy() for c in self.coefs_]
             self._best_intercepts = [i.copy() for i in self.intercepts_]
+
+    def _watched(self, early_stopping) -> str:
+        if not early_stopping:
+            return "Training loss"
+        return "Validation loss" if self.early_stopping_metric == "loss" else "Validation score"
 
     # ------------------------------------------------------------------ conversions
     def _hidden_sizes(self) -> tuple[int, ...]:
@@ -327,7 +327,20 @@ class _OptimizerState:
 
 class _EngineRun:
     """The engine's ``Networks`` (a group of one) for the epochs of one ``_fit_stochastic``
-    call, built from the estimator's current ``coefs_``/``intercepts_``."""
+    call, built from the estimator's current ``coefs_``/``intercepts_``; as a context, every
+    core for numba and BLAS (``limit_threads``, restored on exit, when the optimizer state is
+    kept for the next ``partial_fit``)."""
+
+    def __enter__(self):
+        self._limit = limit_threads(None)
+        self.threads = self._limit.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self._limit.__exit__(*exc)
+        state = self.estimator._optimizer
+        state.moments = [self.nets.moments(0)]
+        state.step = int(self.nets.steps[0])
 
     def __init__(self, estimator, X, y, sample_weight):
         self.estimator, state = estimator, estimator._optimizer
@@ -355,17 +368,11 @@ class _EngineRun:
         """One epoch over ``order`` at learning rate ``rate``; the estimator's ``coefs_`` and
         ``intercepts_`` become the new weights; returns scikit-learn's epoch loss."""
         self.nets.hyper[0, codes.LR] = rate
-        with limit_threads(None) as n_threads:
-            (loss,) = self.backend.train_group(
-                self.inputs, self.labels, np.ascontiguousarray(order, np.int64), batch_size,
-                self.nets, [0], n_threads, self.weights)
+        (loss,) = self.backend.train_group(
+            self.inputs, self.labels, np.ascontiguousarray(order, np.int64), batch_size,
+            self.nets, [0], self.threads, self.weights)
         self.estimator._set_theta(self.nets.theta(0))
         return float(loss)
-
-    def keep_state(self) -> None:
-        state = self.estimator._optimizer
-        state.moments = [self.nets.moments(0)]
-        state.step = int(self.nets.steps[0])
 
 
 def _stopping_note(rate: LearningRate, stop: bool) -> str:
