@@ -140,14 +140,18 @@ class MLPClassifier(_ScikitLearnMLPClassifier):
     def _backprop(self, X, y, sample_weight, activations, deltas, coef_grads,
                   intercept_grads):
         """lbfgs' full-batch loss and gradient. With scikit-learn's activations, scikit-learn's
-        own: ffnn's reference agrees with it to 1e-16 at the first iterate, but L-BFGS's line
-        searches amplify that, and on iris its fit reached another minimum after about 50
-        iterations, so only the same arithmetic gives the same model. With ffnn's
-        ``leaky_relu`` and ``elu``: ``ffnn.kernels.reference``, the weighted mean loss plus
-        ``alpha/2 ||W||^2 / S`` (``S`` the weight sum) and its gradient."""
+        own: ffnn's reference (``_reference_backprop``) agrees with it to 1e-16 at the first
+        iterate, but L-BFGS's line searches amplify that, and on iris its fit reached another
+        minimum after about 50 iterations, so only the same arithmetic gives the same model.
+        With ffnn's ``leaky_relu`` and ``elu``: ``_reference_backprop``."""
         if self.activation in _SCIKIT_LEARN_ACTIVATIONS:
             return super()._backprop(X, y, sample_weight, activations, deltas, coef_grads,
                                      intercept_grads)
+        return self._reference_backprop(X, y, sample_weight, coef_grads, intercept_grads)
+
+    def _reference_backprop(self, X, y, sample_weight, coef_grads, intercept_grads):
+        """``_backprop`` by ``ffnn.kernels.reference``: the weighted mean loss plus
+        ``alpha/2 ||W||^2 / S`` (``S`` the weight sum) and its gradient."""
         n = X.shape[0]
         total = n if sample_weight is None else float(np.sum(sample_weight))
         theta = self._theta(np.result_type(X.dtype, *self.coefs_))

@@ -281,3 +281,25 @@ def test_scikit_learns_user_guide_snippet_runs_unchanged_after_the_import_swap()
     np.testing.assert_allclose(ours["proba"][:, 1], [0.9998, 0.9998], atol=1e-4)
     np.testing.assert_array_equal(ours["multilabel"][0], [[1, 1]])
     np.testing.assert_array_equal(ours["multilabel"][1], [[0, 1]])
+
+
+# ----------------------------------------------------------------------------- lbfgs' gradient
+@pytest.mark.parametrize("target", sorted(TARGETS))
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "sample_weight"])
+def test_the_reference_loss_and_gradient_equal_scikit_learns(target, weighted):
+    """What lbfgs minimises for ffnn's own activations (``_reference_backprop``) is what
+    scikit-learn's ``_backprop`` computes for its activations, here at a fitted relu network
+    of depth 2."""
+    y, weights = TARGETS[target], WEIGHTS if weighted else None
+    clf = MLPClassifier(hidden_layer_sizes=(12, 7), max_iter=5, random_state=0,
+                        alpha=0.01).fit(X_DIGITS, y)
+    Y = clf._label_binarizer.transform(y).astype(bool)
+    grads = [([np.empty_like(W) for W in clf.coefs_], [np.empty_like(b) for b in clf.intercepts_])
+             for _ in range(2)]
+    ours = clf._reference_backprop(X_DIGITS, Y, weights, *grads[0])
+    activations = [X_DIGITS] + [None] * (clf.n_layers_ - 1)
+    theirs = ScikitLearnMLP._backprop(clf, X_DIGITS, Y, weights, activations,
+                                      [None] * (clf.n_layers_ - 1), *grads[1])
+    assert ours[0] == pytest.approx(theirs[0], rel=1e-12)
+    for a, b in zip(ours[1] + ours[2], theirs[1] + theirs[2], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-15)
