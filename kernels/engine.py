@@ -51,10 +51,10 @@ from .intrinsics import gather_all, gemm, prefetch, scatter_all, typed
 from .layout import describe, n_params, unpack
 from .ops import (
     activate,
+    clipped_cross_entropy,
     coefficients,
     count_correct,
     dot,
-    minus_targets,
     output_loss,
     times_derivative,
     update,
@@ -186,7 +186,11 @@ def _backward_hidden(p, g, off, layers, depth, C, n, act, out, A, Q, lab, ones, 
     ``DT``), the later layers' ``dW_l`` and ``dZ_l`` by BLAS; ``db1`` and the rows of ``dZ_1``
     into ``D`` (``Hp`` wide, padding zero)."""
     size = typed(total, Q)
-    minus_targets(Q, n, lab, out)
+    for c in range(C if out == codes.LOGISTIC else 0):  # dZ_out = P - T: bit-mask targets
+        for i in range(n):
+            Q[c, i] -= typed((lab[i] >> c) & 1, Q)
+    for i in range(n if out != codes.LOGISTIC else 0):  # one-hot targets
+        Q[lab[i], i] -= typed(1.0, Q)
     H, ow, ob = layers[depth - 1], off[2 * depth], off[2 * depth + 1]
     HT = _rows(A, depth - 1, H, n)
     for c in range(C):
@@ -272,16 +276,16 @@ def _minibatch_loss(p, off, depth, hyper, out, Q, n, lab, vec, bw, total):
     it) ``n (loss_sum + alpha/2 ||W||^2) / total``, the weights those before the step
     (``hyper[L2]`` is ``alpha``), so that the epoch's total over ``N`` is scikit-learn's
     size-weighted mean."""
-    sklearn = hyper[codes.SKLEARN] != 0.0
-    loss_sum = output_loss(Q, n, lab, vec[0], vec[1], bw, out, sklearn)
-    if not sklearn:
+    loss_sum = output_loss(Q, n, lab, vec[0], vec[1], bw, out)
+    if hyper[codes.SKLEARN] == 0.0:
         return loss_sum / total
+    if out != codes.LOGISTIC:
+        loss_sum = clipped_cross_entropy(Q, n, lab, bw)
     squares = 0.0
-    if hyper[codes.L2] != 0.0:
-        squares = np.float64(dot(p, p, off[1]))
-        for ly in range(depth):
-            a, b = off[2 + 2 * ly], off[3 + 2 * ly]
-            squares += np.float64(dot(p[a:b], p[a:b], b - a))
+    for ly in range(depth + 1 if hyper[codes.L2] != 0.0 else 0):
+        start, stop = (0, off[1]) if ly == 0 else (off[2 * ly], off[2 * ly + 1])  # W1 (its
+        for j in range(start, stop):  # padding zeros included), then W_2 .. W_out
+            squares += np.float64(p[j]) * np.float64(p[j])
     return n * (loss_sum + 0.5 * hyper[codes.L2] * squares) / total
 
 
@@ -421,7 +425,7 @@ def evaluate_networks(ids, indptr, indices, values, y, F, C, P, offset, layout, 
             p = P[offset[k]:offset[k] + off[2 * L + 2]]
             _first_layer(p, off[0], off[1], bi, bv, bp, n, Z)
             _forward(p, off, layers[k], L, C, n, activation[k], Z, A, Q)
-            loss_sum[t] += output_loss(Q, n, lab, vec[0], vec[1], ones, output[k], False)
+            loss_sum[t] += output_loss(Q, n, lab, vec[0], vec[1], ones, output[k])
             correct[t] += count_correct(Q, n, lab, output[k])
             if Pout.shape[0] == N:
                 HT = _rows(A, L - 1, layers[k, L - 1], n)

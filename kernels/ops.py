@@ -28,6 +28,7 @@ from .intrinsics import fma, pow2, typed
 
 _EXP_LIMITS = {np.dtype(np.float32): (-87.0, 88.0), np.dtype(np.float64): (-708.0, 709.0)}
 TANH_CLAMP = 20.0  # tanh(20) rounds to 1 in float64 and float32
+EPS32, EPS64 = float(np.finfo(np.float32).eps), float(np.finfo(np.float64).eps)
 
 
 def exp_(x):
@@ -280,55 +281,43 @@ def softmax_cross_entropy(Q, n, labels, top, total, weights):
 
 
 @jit()
-def is_target(label, c, output):
-    """Whether output ``c`` is a target of the int ``label``: bit ``c`` (logistic), or
-    ``label == c`` (softmax's one-hot)."""
-    return (label >> c) & 1 == 1 if output == codes.LOGISTIC else label == c
+def machine_eps(like):
+    """The machine epsilon of ``like``'s dtype (np.finfo would cost 0.3 s of compilation)."""
+    one, eps = typed(1.0, like), typed(EPS64, like)
+    return typed(EPS32, like) if one + eps == one else eps
 
 
 @jit()
-def logistic_cross_entropy(Q, n, labels, weights):
-    """Columns ``i < n`` of the logits ``Q`` (outputs x samples) become ``p = sigmoid(q)``;
-    returns the weighted summed binary cross-entropy ``-sum_i w_i sum_c (t_ci log p_ci +
-    (1 - t_ci) log(1 - p_ci))`` (float64), ``t_ci`` bit ``c`` of ``labels[i]``, with ``p``
-    clipped to ``[eps, 1 - eps]`` inside the logarithms as scikit-learn clips it."""
-    eps, one, loss = np.finfo(Q.dtype).eps, typed(1.0, Q), 0.0
+def output_loss(Q, n, labels, top, total, weights, output):
+    """The output layer of code ``output`` on the logits ``Q`` (classes x samples): columns
+    ``i < n`` become probabilities in place; returns the weighted summed loss (float64).
+    Softmax: ``softmax_cross_entropy``. Logistic: ``p = sigmoid(q)`` and the binary
+    cross-entropy ``-sum_i w_i sum_c (t_ci log p_ci + (1 - t_ci) log(1 - p_ci))``, ``t_ci`` bit
+    ``c`` of ``labels[i]``, ``p`` clipped to ``[eps, 1 - eps]`` as scikit-learn clips it."""
+    if output != codes.LOGISTIC:
+        return softmax_cross_entropy(Q, n, labels, top, total, weights)
+    one, eps, loss = typed(1.0, Q), machine_eps(Q), 0.0
     for c in range(Q.shape[0]):
         q = Q[c]
         for i in range(n):
-            q[i] = sigmoid(q[i])
+            q[i] = one / (one + math.exp(-q[i]))  # libm's exp: little code for a cold path
             p = min(max(q[i], eps), one - eps)
-            p = p if is_target(labels[i], c, codes.LOGISTIC) else one - p
-            loss -= np.float64(weights[i]) * math.log(np.float64(p))
+            loss -= np.float64(weights[i]) * math.log(np.float64(
+                p if (labels[i] >> c) & 1 else one - p))
     return loss
 
 
 @jit()
-def output_loss(Q, n, labels, top, total, weights, output, clipped):
-    """The output layer of code ``output`` on the logits ``Q``: probabilities in place, the
-    weighted summed loss returned (``softmax_cross_entropy``, ``logistic_cross_entropy``).
-    ``clipped`` (scikit-learn's conventions): softmax's loss is ``-sum_i w_i log(p_{y_i i})``
-    with ``p`` clipped to ``[eps, 1 - eps]``, as scikit-learn computes it; otherwise the
-    log-sum-exp form, which stays finite and large when training blows up."""
-    if output == codes.LOGISTIC:
-        return logistic_cross_entropy(Q, n, labels, weights)
-    loss = softmax_cross_entropy(Q, n, labels, top, total, weights)
-    if clipped:
-        eps, loss = np.finfo(Q.dtype).eps, 0.0
-        for i in range(n):
-            p = min(max(Q[labels[i], i], eps), typed(1.0, Q) - eps)
-            loss -= np.float64(weights[i]) * math.log(np.float64(p))
+def clipped_cross_entropy(P, n, labels, weights):
+    """``-sum_i w_i log(p_{y_i i})`` from softmax's probabilities ``P``, ``p`` clipped to ``[eps,
+    1 - eps]``: scikit-learn's form of the loss (the log-sum-exp form of
+    ``softmax_cross_entropy`` stays finite and large when training blows up; this one does
+    not)."""
+    one, eps, loss = typed(1.0, P), machine_eps(P), 0.0
+    for i in range(n):
+        loss -= np.float64(weights[i]) * math.log(np.float64(
+            min(max(P[labels[i], i], eps), one - eps)))
     return loss
-
-
-@jit()
-def minus_targets(Q, n, labels, output):
-    """``Q[:, :n] -= T``, the one-hot (softmax) or bit-mask (logistic) targets: the output
-    delta ``P - T`` of both losses."""
-    for c in range(Q.shape[0]):
-        for i in range(n):
-            if is_target(labels[i], c, output):
-                Q[c, i] -= typed(1.0, Q)
 
 
 @jit()
@@ -337,12 +326,17 @@ def count_correct(Q, n, labels, output):
     largest entry (the first one, as ``np.argmax``) at row ``labels[i]``; logistic, every
     output's ``p > 0.5`` equal to its target bit (subset accuracy)."""
     correct = 0
-    for i in range(n):
-        best, right = 0, True
+    for i in range(n if output == codes.LOGISTIC else 0):
+        wrong = 0
         for c in range(Q.shape[0]):
-            best = c if Q[c, i] > Q[best, i] else best
-            right &= (Q[c, i] > typed(0.5, Q)) == is_target(labels[i], c, output)
-        correct += right if output == codes.LOGISTIC else best == labels[i]
+            wrong |= (Q[c, i] > typed(0.5, Q)) ^ ((labels[i] >> c) & 1)
+        correct += wrong == 0
+    for i in range(n if output != codes.LOGISTIC else 0):
+        best = 0
+        for c in range(1, Q.shape[0]):
+            if Q[c, i] > Q[best, i]:
+                best = c
+        correct += best == labels[i]
     return correct
 
 
