@@ -284,8 +284,8 @@ def _minibatch_loss(p, off, depth, hyper, out, Q, n, lab, vec, bw, total):
     squares = 0.0
     for ly in range(depth + 1 if hyper[codes.L2] != 0.0 else 0):
         start, stop = (0, off[1]) if ly == 0 else (off[2 * ly], off[2 * ly + 1])  # W1 (its
-        for j in range(start, stop):  # padding zeros included), then W_2 .. W_out
-            squares += np.float64(p[j]) * np.float64(p[j])
+        w = p[start:stop]  # padding zeros included), then W_2 .. W_out
+        squares += np.float64(dot(w, w, stop - start))
     return n * (loss_sum + 0.5 * hyper[codes.L2] * squares) / total
 
 
