@@ -55,8 +55,6 @@ from .threads import limit_threads
 ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu",
                "leaky_relu": "leaky_relu", "elu": "elu"}
 _SCIKIT_LEARN_ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
-_OPTIMIZERS = {("adam", False): codes.ADAM, ("adam", True): codes.ADAM,
-               ("sgd", False): codes.MOMENTUM, ("sgd", True): codes.NESTEROV}
 
 
 class MLPClassifier(_ScikitLearnMLPClassifier):
@@ -364,7 +362,7 @@ class _EngineRun:
         self.nets = self.backend.Networks(
             X.shape[1], estimator.n_outputs_, [estimator._hidden_sizes()],
             [estimator._activation_code()],
-            [_OPTIMIZERS[estimator.solver, bool(estimator.nesterovs_momentum)]], [hyper],
+            [_optimizer_code(estimator)], [hyper],
             [theta], dtype, moments=state.moments, steps=[state.step],
             outputs=[estimator._output_code()])
 
@@ -377,6 +375,14 @@ class _EngineRun:
             self.nets, [0], self.threads, self.weights)
         self.estimator._set_theta(self.nets.theta(0))
         return float(loss)
+
+
+def _optimizer_code(estimator) -> int:
+    """The engine's optimizer for scikit-learn's solver (sgd's velocity is momentum's buffer,
+    with scikit-learn's conventions; momentum 0 is plain gradient descent either way)."""
+    if estimator.solver == "adam":
+        return codes.ADAM
+    return codes.NESTEROV if estimator.nesterovs_momentum else codes.MOMENTUM
 
 
 def _stopping_note(rate: LearningRate, stop: bool) -> str:

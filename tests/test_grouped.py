@@ -89,12 +89,17 @@ def test_group_results_equal_each_network_trained_alone_bitwise(splits, dtype, t
     alone = [ffnn.train(c, splits) for c in configs]
     assert len({r.epochs for r in alone}) >= 3 and alone[-1].diverged
     for g, a in zip(together, alone, strict=True):
-        assert (g.epochs, g.best_epoch, g.stopped_early, g.diverged) == (
-            a.epochs, a.best_epoch, a.stopped_early, a.diverged)
-        assert g.model.theta.tobytes() == a.model.theta.tobytes()
-        assert [(r.train_loss, r.val_loss, r.val_accuracy) for r in g.history] == [
-            (r.train_loss, r.val_loss, r.val_accuracy) for r in a.history]
+        assert_same_run(g, a)
         assert (g.test_loss, g.test_accuracy) == (a.test_loss, a.test_accuracy)
+
+
+def assert_same_run(g, a):
+    """Two runs' stopping, weights and per-epoch metrics are bitwise equal."""
+    assert (g.epochs, g.best_epoch, g.stopped_early, g.diverged) == (
+        a.epochs, a.best_epoch, a.stopped_early, a.diverged)
+    assert g.model.theta.tobytes() == a.model.theta.tobytes()
+    assert [(r.train_loss, r.val_loss, r.val_accuracy) for r in g.history] == [
+        (r.train_loss, r.val_loss, r.val_accuracy) for r in a.history]
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -118,11 +123,7 @@ def test_groups_with_learning_rate_schedules_equal_each_network_alone_bitwise(sp
         plain = ffnn.train(configs[k].replace(lr_schedule="constant"), splits)
         assert plain.model.theta.tobytes() != alone[k].model.theta.tobytes()
     for g, a in zip(together, alone, strict=True):
-        assert (g.epochs, g.best_epoch, g.stopped_early, g.diverged) == (
-            a.epochs, a.best_epoch, a.stopped_early, a.diverged)
-        assert g.model.theta.tobytes() == a.model.theta.tobytes()
-        assert [(r.train_loss, r.val_loss, r.val_accuracy) for r in g.history] == [
-            (r.train_loss, r.val_loss, r.val_accuracy) for r in a.history]
+        assert_same_run(g, a)
 
 
 def test_group_company_and_thread_count_change_nothing(splits):
