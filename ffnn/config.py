@@ -38,9 +38,8 @@ class TrainConfig:
 
     Weight init: He normal (std ``sqrt(2 / fan_in)``) for relu, leaky_relu and elu; Glorot
     uniform (limit ``sqrt(6 / (fan_in + fan_out))``) for sigmoid, tanh and identity; biases
-    zero. Every
-    layer, in order, is drawn from one ``numpy.random.default_rng(seed)``, so ``seed`` fixes
-    them fully.
+    zero. Every layer, in order, is drawn from one ``numpy.random.default_rng(seed)``, so
+    ``seed`` fixes them fully.
 
     ``shuffle_seed`` (default: ``seed``) fixes the minibatch order: epoch ``e`` visits the
     training set in the order ``default_rng([shuffle_seed, e]).permutation(n_train)``, the same
