@@ -130,10 +130,17 @@ def forward(X, theta, hidden, n_classes, activation, output=codes.SOFTMAX):
     H = _hidden_layers(X, params, activation)[-1]
     Z2 = H @ params[-2] + params[-1]
     if output == codes.LOGISTIC:
-        return H, 1.0 / (1.0 + np.exp(-Z2))
+        return H, _sigmoid(Z2)
     Z2 = Z2 - Z2.max(axis=1, keepdims=True)
     E = np.exp(Z2)
     return H, E / E.sum(axis=1, keepdims=True)
+
+
+def _sigmoid(Z):
+    """The logistic output ``1 / (1 + exp(-Z))``; a very negative logit overflows ``exp`` to
+    inf and gives exactly 0, as intended, so that overflow is not warned about."""
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-Z))
 
 
 def _log_softmax(Z2):
@@ -152,7 +159,7 @@ def _losses(Z_out, T, output, clipped=False):
     """Per-sample losses of the logits ``Z_out`` against the targets ``T``, and ``P`` (softmax
     ``clipped`` as the engine's ``ops.output_loss``)."""
     if output == codes.LOGISTIC:
-        P = 1.0 / (1.0 + np.exp(-Z_out))
+        P = _sigmoid(Z_out)
         eps = np.finfo(P.dtype).eps
         Pc = np.clip(P, eps, 1 - eps)
         return -(T * np.log(Pc) + (1 - T) * np.log(1 - Pc)).sum(axis=1), P
